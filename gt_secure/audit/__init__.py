@@ -1,0 +1,1 @@
+"""gt_secure.audit."""

@@ -1,0 +1,1 @@
+"""Command-line interface: one module per role registers its sub-commands."""
