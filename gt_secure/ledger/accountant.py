@@ -22,6 +22,7 @@ an independent implementation: ``rdp`` should be checked against ``rdp`` and ``p
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -133,13 +134,58 @@ def single_unit(mechanisms: Sequence[Mechanism]) -> Unit | None:
     return units[0] if units else None
 
 
-def _history(mechanisms: Sequence[Mechanism]) -> list[tuple[float, float, int]] | None:
-    """Opacus history of the mechanisms that ran; None means epsilon is infinite."""
+History = tuple[tuple[float, float, int], ...]
+
+
+def _history(mechanisms: Sequence[Mechanism]) -> History | None:
+    """Merged history ``((noise, rate, steps), ...)`` of the mechanisms that ran.
+
+    Identical ``(noise, rate)`` pairs are merged by adding their steps: composition is
+    commutative, so epsilon is unchanged and each distinct mechanism is analysed once. None means
+    some mechanism ran without noise, so epsilon is infinite.
+    """
     single_unit(mechanisms)
-    items = [m.history() for m in mechanisms if m.history()[2] > 0]
-    if any(noise == 0.0 for noise, _, _ in items):
+    steps: dict[tuple[float, float], int] = {}
+    for noise, rate, count in (m.history() for m in mechanisms):
+        if count > 0:
+            steps[(noise, rate)] = steps.get((noise, rate), 0) + count
+    if any(noise == 0.0 for noise, _ in steps):
         return None
-    return items
+    return tuple((noise, rate, count) for (noise, rate), count in sorted(steps.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
+    if accountant == "rdp":
+        acc: RDPAccountant | PRVAccountant = RDPAccountant()
+    elif accountant == "prv":
+        acc = PRVAccountant()
+    else:
+        raise InvalidFieldError("accountant", accountant, "one of 'rdp', 'prv'")
+    acc.history = list(history)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(acc.get_epsilon(delta=delta))
+
+
+def _event(history: History) -> dp_accounting.DpEvent:
+    events: list[dp_accounting.DpEvent] = []
+    for noise, rate, steps in history:
+        gaussian = dp_accounting.GaussianDpEvent(noise)
+        sampled = gaussian if rate == 1.0 else dp_accounting.PoissonSampledDpEvent(rate, gaussian)
+        events.append(dp_accounting.SelfComposedDpEvent(sampled, steps))
+    return dp_accounting.ComposedDpEvent(events)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_epsilon(history: History, delta: float, method: str) -> float:
+    if method == "rdp":
+        acc: dp_accounting.PrivacyAccountant = rdp.RdpAccountant()
+    elif method == "pld":
+        acc = pld.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
+    else:
+        raise InvalidFieldError("method", method, "one of 'rdp', 'pld'")
+    acc.compose(_event(history))
+    return float(acc.get_epsilon(delta))
 
 
 def compute_epsilon(
@@ -150,17 +196,7 @@ def compute_epsilon(
     history = _history(mechanisms)
     if history is None:
         return math.inf
-    if not history:
-        return 0.0
-    if accountant == "rdp":
-        acc: RDPAccountant | PRVAccountant = RDPAccountant()
-    elif accountant == "prv":
-        acc = PRVAccountant()
-    else:
-        raise InvalidFieldError("accountant", accountant, "one of 'rdp', 'prv'")
-    acc.history = history
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(acc.get_epsilon(delta=delta))
+    return _opacus_epsilon(history, delta, accountant) if history else 0.0
 
 
 def epsilon_by_unit(
@@ -175,15 +211,11 @@ def epsilon_by_unit(
 
 
 def dp_event(mechanisms: Sequence[Mechanism]) -> dp_accounting.DpEvent:
-    """The dp-accounting event tree of ``mechanisms``: composed self-composed sampled Gaussians."""
-    events: list[dp_accounting.DpEvent] = []
-    for noise, rate, steps in (m.history() for m in mechanisms):
-        if steps == 0:
-            continue
-        gaussian = dp_accounting.GaussianDpEvent(noise)
-        sampled = gaussian if rate == 1.0 else dp_accounting.PoissonSampledDpEvent(rate, gaussian)
-        events.append(dp_accounting.SelfComposedDpEvent(sampled, steps))
-    return dp_accounting.ComposedDpEvent(events)
+    """dp-accounting event tree: composed, self-composed, Poisson-sampled Gaussians."""
+    history = _history(mechanisms)
+    if history is None:
+        return dp_accounting.NonPrivateDpEvent()
+    return _event(history)
 
 
 def reference_epsilon(
@@ -194,16 +226,7 @@ def reference_epsilon(
     history = _history(mechanisms)
     if history is None:
         return math.inf
-    if not history:
-        return 0.0
-    if method == "rdp":
-        acc: dp_accounting.PrivacyAccountant = rdp.RdpAccountant()
-    elif method == "pld":
-        acc = pld.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
-    else:
-        raise InvalidFieldError("method", method, "one of 'rdp', 'pld'")
-    acc.compose(dp_event(mechanisms))
-    return float(acc.get_epsilon(delta))
+    return _reference_epsilon(history, delta, method) if history else 0.0
 
 
 def noise_multiplier_for(

@@ -1,0 +1,206 @@
+"""Verify a ledger file: chain, signatures, schema, lineage, and every epsilon recomputed twice.
+
+For each line, in order:
+
+1. parse + schema (pydantic, unknown fields rejected) and canonical form (the line must equal
+   the canonical JSON of what it parses to, so any byte change that keeps the JSON valid is seen);
+2. hash chain: ``prev_hash`` equals SHA-256 of the previous line's raw bytes;
+3. signature: Ed25519 by a trusted key whose owner is the entry's ``org_id``;
+4. lineage: ids and ``parents`` (see :mod:`gt_secure.ledger.rules`);
+5. epsilon (release entries): ``epsilon_spent`` and ``epsilon_total`` are recomputed with Opacus
+   and must match the recorded values to ``RECORD_RTOL`` (relative), the total must be within the
+   budget, and both are recomputed independently with dp-accounting (``rdp`` entries with its RDP
+   accountant, ``prv`` entries with its PLD accountant). Disagreement beyond :class:`Tolerance`
+   (default: relative 5% *or* absolute 0.05, whichever is looser) is reported: two independent
+   implementations of the same analysis should agree well within that (observed < 1%).
+
+A torn last line is reported too. Every issue names the line number and, when the line still
+parses as JSON, its ``release_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gt_secure.errors import InvalidFieldError, LedgerIntegrityError
+from gt_secure.ledger import budget, rules
+from gt_secure.ledger._model import as_invalid_field
+from gt_secure.ledger.accountant import REFERENCE_METHOD, reference_epsilon
+from gt_secure.ledger.entry import GENESIS_HASH, LedgerEntry, sha256_hex
+from gt_secure.ledger.signing import TrustedKey, verify_signature
+from gt_secure.ledger.store import split_lines
+
+RECORD_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Agreement between two accountants: ``|a - b| <= max(absolute, relative * max(a, b))``."""
+
+    relative: float = 0.05
+    absolute: float = 0.05
+
+    def agree(self, a: float, b: float) -> bool:
+        """Whether ``a`` and ``b`` agree within this tolerance (inf agrees only with inf)."""
+        if math.isinf(a) or math.isinf(b):
+            return a == b
+        return abs(a - b) <= max(self.absolute, self.relative * max(abs(a), abs(b)))
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One failed check, naming the entry."""
+
+    line: int
+    release_id: str | None
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        rid = f" release_id={self.release_id!r}" if self.release_id else ""
+        return f"line {self.line}{rid}: [{self.check}] {self.message}"
+
+
+@dataclass(frozen=True)
+class EpsilonCheck:
+    """Recorded and recomputed epsilon of one release entry."""
+
+    line: int
+    release_id: str
+    org_id: str
+    unit: str
+    recorded_spent: float
+    opacus_spent: float
+    reference_spent: float
+    recorded_total: float
+    opacus_total: float
+    reference_total: float
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of :func:`verify_ledger`."""
+
+    path: Path
+    lines: int
+    entries: int
+    issues: tuple[Issue, ...]
+    epsilon_checks: tuple[EpsilonCheck, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return not self.issues
+
+    def summary(self) -> str:
+        """One line for humans."""
+        if self.ok:
+            return f"OK: {self.entries} entries verified in {self.path}"
+        return f"FAILED: {len(self.issues)} issue(s) in {self.path}; first: {self.issues[0]}"
+
+
+def _release_id_of(raw: bytes) -> str | None:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    value = obj.get("release_id") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _close(recorded: float | None, recomputed: float) -> bool:
+    if recorded is None:
+        return False
+    return abs(recorded - recomputed) <= RECORD_RTOL * max(1.0, abs(recomputed))
+
+
+def _check_epsilon(
+    previous: list[LedgerEntry], entry: LedgerEntry, line: int, tolerance: Tolerance
+) -> tuple[list[Issue], EpsilonCheck | None]:
+    def issue(check: str, message: str) -> Issue:
+        return Issue(line, entry.release_id, check, message)
+
+    assert entry.accountant is not None and entry.delta is not None and entry.unit is not None
+    try:
+        projection = budget.project(previous, entry.org_id, entry.mechanisms, entry.delta,
+                                    entry.accountant)
+    except InvalidFieldError as err:
+        return [issue("epsilon", str(err))], None
+    issues = []
+    if not _close(entry.epsilon_spent, projection.epsilon_spent):
+        issues.append(issue("epsilon", f"epsilon_spent={entry.epsilon_spent} but Opacus "
+                            f"{entry.accountant} gives {projection.epsilon_spent}"))
+    if not _close(entry.epsilon_total, projection.epsilon_total):
+        issues.append(issue("epsilon", f"epsilon_total={entry.epsilon_total} but Opacus "
+                            f"{entry.accountant} gives {projection.epsilon_total}"))
+    if entry.budget_epsilon is not None and not projection.epsilon_total <= entry.budget_epsilon:
+        issues.append(issue("budget", f"epsilon_total={projection.epsilon_total} exceeds "
+                            f"budget_epsilon={entry.budget_epsilon}"))
+    method = REFERENCE_METHOD[entry.accountant]
+    history = [m for e in budget.releases_of(previous, entry.org_id, entry.unit)
+               for m in e.mechanisms] + list(entry.mechanisms)
+    ref_spent = reference_epsilon(entry.mechanisms, entry.delta, method)
+    ref_total = reference_epsilon(history, entry.delta, method)
+    for name, ours, ref in (("epsilon_spent", projection.epsilon_spent, ref_spent),
+                            ("epsilon_total", projection.epsilon_total, ref_total)):
+        if not tolerance.agree(ours, ref):
+            issues.append(issue("reference", f"{name}: Opacus {entry.accountant} {ours:.6g} vs "
+                                f"dp-accounting {method} {ref:.6g} disagree beyond {tolerance}"))
+    check = EpsilonCheck(line, entry.release_id, entry.org_id, entry.unit, entry.epsilon_spent,
+                         projection.epsilon_spent, ref_spent, entry.epsilon_total or 0.0,
+                         projection.epsilon_total, ref_total)
+    return issues, check
+
+
+def verify_ledger(
+    path: str | Path,
+    trusted_keys: Mapping[str, TrustedKey],
+    tolerance: Tolerance | None = None,
+) -> VerifyReport:
+    """Check every line of the ledger at ``path``; never raises on a bad ledger, reports it."""
+    path = Path(path)
+    tolerance = tolerance or Tolerance()
+    scan = split_lines(path.read_bytes())
+    issues: list[Issue] = []
+    checks: list[EpsilonCheck] = []
+    parsed: list[LedgerEntry] = []
+    expected_prev = GENESIS_HASH
+    trusted = dict(trusted_keys)
+    for number, raw in enumerate(scan.lines, start=1):
+        rid = _release_id_of(raw)
+        prev, expected_prev = expected_prev, sha256_hex(raw)
+        try:
+            entry = LedgerEntry.model_validate_json(raw)
+        except ValidationError as err:
+            issues.append(Issue(number, rid, "schema", str(as_invalid_field(err))))
+            continue
+        if entry.canonical_line() != raw:
+            issues.append(Issue(number, rid, "canonical", "line is not canonical JSON"))
+        if entry.prev_hash != prev:
+            issues.append(Issue(number, rid, "chain", "prev_hash does not match the previous "
+                                "line"))
+        try:
+            verify_signature(trusted, entry.signer, entry.org_id, entry.signing_payload(),
+                             entry.signature, number)
+        except LedgerIntegrityError as err:
+            issues.append(Issue(number, rid, "signature", err.reason))
+        for problem in rules.lineage_problems(parsed, entry):
+            issues.append(Issue(number, rid, "lineage", problem))
+        if entry.kind == "release":
+            found, check = _check_epsilon(parsed, entry, number, tolerance)
+            issues.extend(found)
+            if check is not None:
+                checks.append(check)
+        parsed.append(entry)
+    if scan.torn is not None:
+        issues.append(Issue(scan.torn.line, None, "torn",
+                            f"last line has no trailing newline ({scan.torn.length} bytes): "
+                            "an append was interrupted; Ledger.repair(confirm=True) drops it"))
+    return VerifyReport(path, len(scan.lines) + (scan.torn is not None), len(parsed),
+                        tuple(issues), tuple(checks))
