@@ -1,0 +1,161 @@
+"""CKKS (TenSEAL) aggregation between two non-colluding parties.
+
+Roles: the provider generates the keys (:meth:`ProviderKeys.generate`) and publishes a public
+context without the secret key; organizations :func:`encrypt` their update vectors; the
+aggregator (the Flower server) sums ciphertexts with :func:`add_ciphertexts` and never holds the
+secret key; the provider decrypts only the sum (:func:`decrypt_sum`). If the aggregator and the
+provider collude they can decrypt every organization's individual update: CKKS protects
+individual updates only under non-collusion (see ``protocols/dp-ckks.md``).
+
+Every function that an organization or the aggregator calls refuses a context that carries a
+secret key (:class:`SecretKeyExposureError`), so a misconfigured deployment fails loudly
+instead of silently handing the decryption key to the wrong party. Parameters and the error
+bound of the decrypted sum are in :mod:`gt_secure.aggregation.ckks_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tenseal as ts
+
+from gt_secure.aggregation.ckks_params import DEFAULT_CKKS_PARAMS, CkksParams
+from gt_secure.aggregation.plain import validate_vectors
+from gt_secure.errors import InvalidFieldError, SecretKeyExposureError, UpdateVectorError
+
+__all__ = [
+    "EncryptedVector",
+    "ProviderKeys",
+    "add_ciphertexts",
+    "decrypt_sum",
+    "encrypt",
+    "load_public_context",
+]
+
+#: One vector as serialized CKKS ciphertexts of ``N / 2`` slots each (the last may be shorter).
+EncryptedVector = list[bytes]
+
+
+class ProviderKeys:
+    """The provider's CKKS key material; the only object that holds the secret key."""
+
+    def __init__(self, params: CkksParams, context: ts.Context) -> None:
+        if not context.is_private():
+            raise SecretKeyExposureError("ProviderKeys needs a context holding the secret key")
+        self.params = params
+        self._context = context
+
+    @classmethod
+    def generate(cls, params: CkksParams = DEFAULT_CKKS_PARAMS) -> ProviderKeys:
+        """Create a fresh CKKS key pair (SEAL checks 128-bit security for the parameters)."""
+        context = ts.context(
+            ts.SCHEME_TYPE.CKKS,
+            poly_modulus_degree=params.poly_modulus_degree,
+            coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
+        )
+        context.global_scale = params.scale
+        return cls(params, context)
+
+    def public_context_bytes(self) -> bytes:
+        """Serialize the public key only: no secret key, no relinearization or Galois keys."""
+        return bytes(
+            self._context.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=False,
+            )
+        )
+
+    def public_context(self) -> ts.Context:
+        """The public context as organizations and the aggregator load it."""
+        return load_public_context(self.public_context_bytes())
+
+    @property
+    def secret_context(self) -> ts.Context:
+        """The private context (provider-side only)."""
+        return self._context
+
+    def __repr__(self) -> str:
+        return f"ProviderKeys(params={self.params!r}, secret_key=<held>)"
+
+
+def load_public_context(data: bytes) -> ts.Context:
+    """Load a public context; refuse one that carries a secret key."""
+    context = ts.context_from(data)
+    _require_public(context, "load_public_context")
+    return context
+
+
+def _require_public(context: ts.Context, who: str) -> None:
+    if context.is_private() or context.has_secret_key():
+        raise SecretKeyExposureError(
+            f"{who}: the CKKS context carries the provider's secret key; only the provider may "
+            "hold it, or individual updates become decryptable. Send "
+            "ProviderKeys.public_context_bytes() instead."
+        )
+
+
+def _slots(context: ts.Context) -> int:
+    parms = context.seal_context().data.first_context_data().parms()
+    return int(parms.poly_modulus_degree()) // 2
+
+
+def encrypt(
+    vector: np.ndarray,
+    public_ctx: ts.Context,
+    *,
+    org_id: str = "organization",
+    max_abs: float | None = None,
+) -> EncryptedVector:
+    """Encrypt a float32 vector into ciphertexts of ``N / 2`` slots (organization side)."""
+    _require_public(public_ctx, "encrypt")
+    validate_vectors({org_id: vector})
+    if max_abs is not None:
+        peak = float(np.max(np.abs(vector)))
+        if peak > max_abs:
+            raise UpdateVectorError(f"max(abs(vectors[{org_id!r}].flat))", peak, f"<= {max_abs}")
+    slots = _slots(public_ctx)
+    data = vector.astype(np.float64)
+    return [
+        ts.ckks_vector(public_ctx, data[i : i + slots]).serialize()
+        for i in range(0, data.shape[0], slots)
+    ]
+
+
+def add_ciphertexts(
+    encrypted: Sequence[EncryptedVector], public_ctx: ts.Context
+) -> EncryptedVector:
+    """Sum encrypted vectors slot-wise (aggregator side, without the secret key)."""
+    _require_public(public_ctx, "add_ciphertexts")
+    if not encrypted:
+        raise InvalidFieldError("encrypted", list(encrypted), "a non-empty list")
+    chunks = len(encrypted[0])
+    total: list[ts.CKKSVector] = [ts.ckks_vector_from(public_ctx, b) for b in encrypted[0]]
+    sizes = [c.size() for c in total]
+    for i, enc in enumerate(encrypted[1:], start=1):
+        if len(enc) != chunks:
+            raise InvalidFieldError(f"len(encrypted[{i}])", len(enc), f"{chunks}")
+        for j, blob in enumerate(enc):
+            part = ts.ckks_vector_from(public_ctx, blob)
+            if part.size() != sizes[j]:
+                raise InvalidFieldError(
+                    f"encrypted[{i}][{j}].size", part.size(), f"{sizes[j]} like encrypted[0]"
+                )
+            total[j] += part
+    return [c.serialize() for c in total]
+
+
+def decrypt_sum(encrypted_sum: EncryptedVector, keys: ProviderKeys, length: int) -> np.ndarray:
+    """Decrypt the summed ciphertexts (provider side) into a float64 vector of ``length``.
+
+    Float64, not float32: the sum may be large (up to ``params.capacity``) while its error bound
+    is small, and float32 would round away that precision.
+    """
+    parts = [ts.ckks_vector_from(keys.secret_context, b).decrypt() for b in encrypted_sum]
+    out = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]) if parts else None
+    if out is None or out.shape[0] != length:
+        got = 0 if out is None else out.shape[0]
+        raise InvalidFieldError("length", length, f"equal to the encrypted length {got}")
+    return out
