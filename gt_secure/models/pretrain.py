@@ -104,7 +104,7 @@ def pretrain(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase, train: tor
     return metrics
 
 
-DEFAULT_TOKENS = {"tinylm": 3_000_000, "llm": 1_500_000}
+DEFAULT_TOKENS = {"tinylm": 1_500_000, "llm": 1_200_000}
 
 
 def main(tokens: dict[str, int] | None = None, reuse_tokenizer: bool = False) -> None:
@@ -117,6 +117,8 @@ def main(tokens: dict[str, int] | None = None, reuse_tokenizer: bool = False) ->
         tokenizer = load_tokenizer("tinylm")
     else:
         tokenizer = train_tokenizer(train_texts)
+        for name in budgets:
+            save_tokenizer(tokenizer, CHECKPOINTS / name)
     train, valid = token_stream(tokenizer, train_texts), token_stream(tokenizer, valid_texts)
     print(f"tokenizer: {len(tokenizer)} tokens; train stream {len(train)}, validation {len(valid)}")
     for name, budget in budgets.items():
@@ -126,7 +128,13 @@ def main(tokens: dict[str, int] | None = None, reuse_tokenizer: bool = False) ->
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    names = sys.argv[1:] or list(DEFAULT_TOKENS)
-    main({n: DEFAULT_TOKENS[n] for n in names}, reuse_tokenizer=names == ["llm"])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("models", nargs="*", default=list(DEFAULT_TOKENS))
+    parser.add_argument("--reuse-tokenizer", action="store_true")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    main({n: DEFAULT_TOKENS[n] for n in args.models}, reuse_tokenizer=args.reuse_tokenizer)
