@@ -1,1 +1,61 @@
-"""gt_secure.audit."""
+"""gt_secure.audit: membership-inference attacks, canary audits, empirical epsilon, reports."""
+
+from gt_secure.audit.attacks import (
+    ATTACKS,
+    LossAttack,
+    MembershipAttack,
+    MinKProbAttack,
+    ReferenceAttack,
+    ZlibAttack,
+    make_attack,
+)
+from gt_secure.audit.canary import (
+    CanaryManifest,
+    audit_model,
+    generate_canaries,
+    insert_canaries,
+    make_manifest,
+    run_canary_audit,
+)
+from gt_secure.audit.empirical_epsilon import (
+    EpsilonBound,
+    clopper_pearson_epsilon,
+    one_run_audit,
+    one_run_epsilon,
+)
+from gt_secure.audit.finetune import TrainFn, finetune_causal_lm, full_finetune_trainer
+from gt_secure.audit.metrics import AttackMetrics, attack_metrics, roc_auc, roc_curve
+from gt_secure.audit.report import AuditReport, build_report
+from gt_secure.audit.results import AuditResult
+from gt_secure.audit.tokens import ByteTokenizer
+
+__all__ = [
+    "ATTACKS",
+    "AttackMetrics",
+    "AuditReport",
+    "AuditResult",
+    "ByteTokenizer",
+    "CanaryManifest",
+    "EpsilonBound",
+    "LossAttack",
+    "MembershipAttack",
+    "MinKProbAttack",
+    "ReferenceAttack",
+    "TrainFn",
+    "ZlibAttack",
+    "attack_metrics",
+    "audit_model",
+    "build_report",
+    "clopper_pearson_epsilon",
+    "finetune_causal_lm",
+    "full_finetune_trainer",
+    "generate_canaries",
+    "insert_canaries",
+    "make_attack",
+    "make_manifest",
+    "one_run_audit",
+    "one_run_epsilon",
+    "roc_auc",
+    "roc_curve",
+    "run_canary_audit",
+]

@@ -1,0 +1,199 @@
+"""Statistically valid lower bounds on epsilon from a membership guessing game.
+
+Two estimators, each a lower bound that holds with probability >= ``1 - beta``:
+
+* :func:`clopper_pearson_epsilon` — for *independent* trials (one training run per trial, or a
+  mechanism simulated directly). (eps, delta)-DP implies ``TPR <= e^eps FPR + delta`` for every
+  decision rule, so ``eps >= log((TPR_lo - delta) / FPR_hi)`` with exact Clopper-Pearson bounds.
+  Searching thresholds on the same data would invalidate the bound, so the threshold is either
+  chosen on a held-out split, or taken from a data-independent grid with a Bonferroni correction.
+  Both directions are tried (``score >= t`` guesses member; ``score < t`` guesses non-member).
+* :func:`one_run_audit` — Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training
+  Run", NeurIPS 2023 (Theorem 3.1 and their Algorithm for delta > 0). Canaries are included
+  independently with probability 1/2 in a *single* training run; the auditor guesses the
+  ``k_pos`` top-scoring as in and the ``k_neg`` bottom-scoring as out; under (eps, delta)-DP
+  the number of correct guesses is stochastically dominated by ``Binomial(r, e^eps/(1+e^eps))``
+  up to a delta term. The (k_pos, k_neg) grid is fixed before scoring and Bonferroni-corrected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict
+from scipy.special import expit
+from scipy.stats import binom
+
+from gt_secure.audit.metrics import split_scores
+from gt_secure.audit.stats import cp_lower, cp_upper
+from gt_secure.errors import InvalidFieldError
+
+
+class EpsilonBound(BaseModel):
+    """An empirical lower bound on epsilon and the evidence behind it."""
+
+    model_config = ConfigDict(frozen=True)
+    method: str
+    epsilon: float
+    delta: float
+    beta: float
+    n_members: int
+    n_nonmembers: int
+    threshold: float | None = None
+    direction: int | None = None
+    k_pos: int | None = None
+    k_neg: int | None = None
+    guesses: int | None = None
+    correct: int | None = None
+
+
+def _check(delta: float, beta: float) -> None:
+    if not 0.0 <= delta < 1.0:
+        raise InvalidFieldError("delta", delta, "in [0, 1)")
+    if not 0.0 < beta < 1.0:
+        raise InvalidFieldError("beta", beta, "in (0, 1)")
+
+
+def _rule_epsilon(hit_in: int, n_in: int, hit_out: int, n_out: int, delta: float,
+                  alpha: float) -> float:
+    """``log((P_in_lo - delta) / P_out_hi)`` with one-sided CP bounds at ``alpha`` each."""
+    lo = cp_lower(hit_in, n_in, alpha) - delta
+    hi = cp_upper(hit_out, n_out, alpha)
+    return max(0.0, math.log(lo / hi)) if lo > 0 else 0.0
+
+
+def _rules(pos: np.ndarray, neg: np.ndarray, thresholds: np.ndarray, delta: float,
+           alpha: float) -> list[tuple[float, float, int]]:
+    """``(eps, threshold, direction)`` of every rule over ``thresholds`` and both directions."""
+    out = []
+    for t in thresholds:
+        tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
+        out.append((_rule_epsilon(tp, pos.size, fp, neg.size, delta, alpha), float(t), 1))
+        tn, fn = neg.size - fp, pos.size - tp
+        out.append((_rule_epsilon(tn, neg.size, fn, pos.size, delta, alpha), float(t), -1))
+    return out
+
+
+def clopper_pearson_epsilon(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    delta: float,
+    beta: float = 0.05,
+    thresholds: Sequence[float] | None = None,
+    selection_fraction: float = 0.5,
+    seed: int = 0,
+) -> EpsilonBound:
+    """Lower bound on epsilon from independent trials, valid with probability >= 1 - beta.
+
+    With ``thresholds`` (which must not depend on the scores) every threshold and direction is
+    evaluated with a Bonferroni correction. Without, a seeded random ``selection_fraction`` of
+    the trials picks the best rule and the remaining trials bound it.
+    """
+    _check(delta, beta)
+    pos, neg = split_scores(scores, labels)
+    if thresholds is not None:
+        grid = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        if grid.size == 0:
+            raise InvalidFieldError("thresholds", [], "non-empty")
+        alpha = beta / (4 * grid.size)  # 2 directions x 2 one-sided bounds per threshold
+        eps, t, d = max(_rules(pos, neg, grid, delta, alpha))
+        method = "clopper_pearson_bonferroni"
+    else:
+        if not 0.0 < selection_fraction < 1.0:
+            raise InvalidFieldError("selection_fraction", selection_fraction, "in (0, 1)")
+        rng = np.random.default_rng(seed)
+        sel_pos = rng.random(pos.size) < selection_fraction
+        sel_neg = rng.random(neg.size) < selection_fraction
+        if sel_pos.all() or sel_neg.all() or not sel_pos.any() or not sel_neg.any():
+            raise InvalidFieldError("trials", (pos.size, neg.size),
+                                    "enough members and non-members for both splits")
+        cand = np.unique(np.concatenate([pos[sel_pos], neg[sel_neg]]))
+        _, t, d = max(_rules(pos[sel_pos], neg[sel_neg], cand, delta, beta / 2))
+        pos, neg = pos[~sel_pos], neg[~sel_neg]
+        eps, t, d = next(r for r in _rules(pos, neg, np.array([t]), delta, beta / 2) if r[2] == d)
+        method = "clopper_pearson_split"
+    return EpsilonBound(method=method, epsilon=eps, delta=delta, beta=beta,
+                        n_members=int(pos.size), n_nonmembers=int(neg.size),
+                        threshold=t, direction=d)
+
+
+def one_run_p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """P[>= v of r guesses correct] under (epsilon, delta)-DP with m randomized canaries."""
+    if not 0 <= v <= r <= m:
+        raise InvalidFieldError("(m, r, v)", (m, r, v), "0 <= v <= r <= m")
+    if epsilon < 0:
+        raise InvalidFieldError("epsilon", epsilon, ">= 0")
+    if v == 0:
+        return 1.0
+    q = float(expit(epsilon))
+    tail = float(binom.sf(v - 1, r, q))
+    below = np.cumsum(binom.pmf(np.arange(v - 1, -1, -1), r, q))  # P[v > B >= v - i]
+    alpha = float(np.max(below / np.arange(1, v + 1)))
+    return min(1.0, tail + alpha * delta * 2 * m)
+
+
+def one_run_epsilon(m: int, r: int, v: int, *, delta: float, beta: float) -> float:
+    """Largest epsilon rejected at level ``beta`` by ``v`` correct of ``r`` guesses (0 if none)."""
+    _check(delta, beta)
+    if one_run_p_value(m, r, v, 0.0, delta) >= beta:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while one_run_p_value(m, r, v, hi, delta) < beta and hi < 1e3:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if one_run_p_value(m, r, v, mid, delta) < beta:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def default_guess_grid(m: int) -> list[tuple[int, int]]:
+    """Data-independent ``(k_pos, k_neg)`` grid: r in {.1, .25, .5, .75, 1} x m, even or all-in."""
+    grid: list[tuple[int, int]] = []
+    for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
+        r = max(1, round(frac * m))
+        for pair in ((r - r // 2, r // 2), (r, 0)):
+            if pair not in grid:
+                grid.append(pair)
+    return grid
+
+
+def one_run_audit(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    delta: float,
+    beta: float = 0.05,
+    guess_grid: Sequence[tuple[int, int]] | None = None,
+) -> EpsilonBound:
+    """One-run lower bound on epsilon, valid with probability >= 1 - beta over the canary coins.
+
+    ``labels[i]`` is canary i's coin (True = inserted); every canary must have been inserted
+    independently with probability 1/2, and ``guess_grid`` fixed before looking at scores.
+    """
+    _check(delta, beta)
+    pos, neg = split_scores(scores, labels)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=bool).reshape(-1)
+    m = s.size
+    grid = list(guess_grid) if guess_grid is not None else default_guess_grid(m)
+    for k_pos, k_neg in grid:
+        if k_pos < 0 or k_neg < 0 or k_pos + k_neg > m or k_pos + k_neg == 0:
+            raise InvalidFieldError("guess_grid", (k_pos, k_neg), f"k_pos + k_neg in [1, m={m}]")
+    order = np.argsort(-s, kind="stable")
+    best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
+    for k_pos, k_neg in grid:
+        v = int(y[order[:k_pos]].sum()) + int((~y[order[m - k_neg:]]).sum() if k_neg else 0)
+        eps = one_run_epsilon(m, k_pos + k_neg, v, delta=delta, beta=beta / len(grid))
+        if eps > best[0]:
+            best = (eps, k_pos, k_neg, v)
+    eps, k_pos, k_neg, v = best
+    return EpsilonBound(method="one_run", epsilon=eps, delta=delta, beta=beta,
+                        n_members=int(pos.size), n_nonmembers=int(neg.size),
+                        k_pos=k_pos, k_neg=k_neg, guesses=k_pos + k_neg, correct=v)
