@@ -1,0 +1,44 @@
+"""Organization node: a Flower ClientApp that trains locally and returns its update vector.
+
+Run by ``flower-supernode`` (deployment) or the simulation engine. The organization is named by
+the SuperNode's ``--node-config 'org-id="..."'`` (simulation: ``org-<partition-id>``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
+
+from gt_secure.app.config import AppConfig, org_id_of
+from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
+from gt_secure.app.mods import make_update_guard, secagg_route_mod
+from gt_secure.app.task import content_hash, organization_step
+
+
+def local_update(msg: Message, context: Context, cfg: AppConfig) -> UpdatePayload:
+    """Run this organization's step for the round in ``msg``; return the outgoing payload."""
+    org_id = org_id_of(context.node_config)
+    round_idx, start = read_request(msg.content)
+    flat, layout, entry = organization_step(cfg, org_id, round_idx, start)
+    ledger = json.dumps(entry, sort_keys=True)
+    return UpdatePayload(org_id, flat, layout.to_json(), ledger, content_hash(flat))
+
+
+def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
+    """ClientApp whose settings are ``run_config`` updated with ``overrides``."""
+    app = ClientApp(mods=[secagg_route_mod, make_update_guard(overrides)])
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        cfg = AppConfig.from_run_config(context.run_config, overrides)
+        payload = local_update(msg, context, cfg)
+        return Message(write_reply(payload, secagg=is_secagg(msg.content)), reply_to=msg)
+
+    return app
+
+
+app = make_client_app()

@@ -1,0 +1,48 @@
+"""ClientApp mods: SecAgg+ routing and the organization's own outgoing-update guard.
+
+Order in the ClientApp: ``[secagg_route_mod, guard]`` — the guard sits inside SecAgg+, so it sees
+the plaintext update before ``secaggplus_mod`` quantizes and masks it, and refuses to let an
+invalid one leave the organization (the ClientApp raises; under SecAgg+ the provider then treats
+the organization as a dropout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.app import Context, Message, MessageType
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp.typing import ClientAppCallable, Mod
+
+from gt_secure.app.config import AppConfig
+from gt_secure.app.messages import is_secagg, read_reply
+from gt_secure.app.task import base_layout
+from gt_secure.app.validation import Expected, norm_bound, validate_update
+
+
+def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
+    """Send SecAgg+ messages through Flower's ``secaggplus_mod``; plain ones straight on."""
+    if msg.metadata.message_type == MessageType.TRAIN and is_secagg(msg.content):
+        return secaggplus_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+def expected_for(cfg: AppConfig) -> Expected:
+    """Layout and norm bound every update of this run must satisfy."""
+    layout = base_layout(cfg.base_seed)
+    return Expected(layout, norm_bound(cfg.clip_norm, cfg.noise_multiplier, layout.dim))
+
+
+def make_update_guard(overrides: Mapping[str, Any] | None = None) -> Mod:
+    """Mod that validates the handler's update before it is sent (or masked)."""
+
+    def update_guard_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
+        reply = call_next(msg, ctxt)
+        if msg.metadata.message_type != MessageType.TRAIN or reply.has_error():
+            return reply
+        cfg = AppConfig.from_run_config(ctxt.run_config, overrides)
+        validate_update(read_reply(reply.content), expected_for(cfg))
+        return reply
+
+    return update_guard_mod

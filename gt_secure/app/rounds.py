@@ -1,0 +1,118 @@
+"""One aggregation round on the provider side: plain (Message API) or SecAgg+.
+
+Each returns a :class:`RoundResult` with the mean of the accepted updates (``None`` when nothing
+was accepted) and a :class:`~gt_secure.app.validation.Rejection` for every organization that was
+refused, failed or timed out; the round goes on without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import Context, Message, MessageType
+from flwr.serverapp import Grid
+
+from gt_secure.aggregation.secagg import SecAggParams
+from gt_secure.aggregation.secagg_round import run_secagg_round
+from gt_secure.app.messages import KEY_LAYOUT, KEY_ORG, KEY_ROUND, make_request, read_reply
+from gt_secure.app.validation import (
+    Expected,
+    Rejection,
+    check_metadata,
+    check_sum,
+    validate_update,
+)
+from gt_secure.errors import InvalidFieldError
+
+log = logging.getLogger("gt_secure.app")
+
+
+@dataclass
+class RoundResult:
+    """Outcome of one round, as recorded in the run summary."""
+
+    round: int
+    aggregation: str
+    mean: np.ndarray | None
+    accepted: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    error_bound: float = 0.0
+
+
+def _refuse(result: RoundResult, rejection: Rejection) -> None:
+    log.warning("round %d: refused %s (node %d): %s", result.round, rejection.org_id,
+                rejection.node_id, rejection.message)
+    result.rejections.append(rejection)
+
+
+def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.ndarray,
+                expected: Expected, timeout: float) -> RoundResult:
+    """Collect every update in the clear, validate each, and average the accepted ones."""
+    result = RoundResult(round_idx, "plain", None)
+    messages = [Message(make_request(round_idx, global_flat), dst_node_id=node,
+                        message_type=MessageType.TRAIN, group_id=str(round_idx))
+                for node in node_ids]
+    total = np.zeros(expected.layout.dim, dtype=np.float64)
+    answered: set[int] = set()
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        node = reply.metadata.src_node_id
+        answered.add(node)
+        if reply.has_error():
+            _refuse(result, Rejection.of(reply.error.reason or "error", "?", node, "plain"))
+            continue
+        payload = read_reply(reply.content)
+        try:
+            if payload.org_id in result.accepted:
+                raise InvalidFieldError(f"update[{payload.org_id}].org_id", payload.org_id,
+                                        "unique in the round")
+            validate_update(payload, expected)
+        except InvalidFieldError as err:
+            _refuse(result, Rejection.of(err, payload.org_id, node, "plain"))
+            continue
+        total += payload.flat.astype(np.float64)
+        result.accepted.append(payload.org_id)
+    for node in sorted(set(node_ids) - answered):
+        _refuse(result, Rejection.of(f"no reply within {timeout} s", "?", node, "plain"))
+    if result.accepted:
+        result.mean = total / len(result.accepted)
+    return result
+
+
+def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
+                 expected: Expected, params: SecAggParams, timeout: float) -> RoundResult:
+    """SecAgg+ round: metadata screened per reply, values guarded client-side, sum checked."""
+    result = RoundResult(round_idx, "secagg", None, error_bound=params.mean_error_bound())
+    seen: set[str] = set()
+
+    def screen(node: int, meta: dict[str, str]) -> str | None:
+        org = meta.get(KEY_ORG, "?")
+        try:
+            if org == "?" or org in seen:
+                raise InvalidFieldError(f"update[{org}].org_id", org, "present and unique")
+            check_metadata(org, meta.get(KEY_LAYOUT, ""), expected)
+        except InvalidFieldError as err:
+            return str(err)
+        seen.add(org)
+        return None
+
+    outcome = run_secagg_round(grid, context, round_idx, global_flat, params, screen,
+                               timeout, {KEY_ROUND: round_idx})
+    for node, reason in outcome.failures:
+        _refuse(result, Rejection.of(reason, "?", node, "secagg"))
+    for node, meta, reason in outcome.refused:
+        _refuse(result, Rejection.of(reason, meta.get(KEY_ORG, "?"), node, "secagg"))
+    result.accepted = [meta.get(KEY_ORG, "?") for _, meta in outcome.survivors]
+    if outcome.mean is None:
+        return result
+    slack = params.l2_error_bound(expected.layout.dim)
+    bound = Expected(expected.layout, expected.norm_bound + slack)
+    try:
+        check_sum(outcome.mean, len(result.accepted), bound)
+    except InvalidFieldError as err:
+        _refuse(result, Rejection.of(err, "sum", -1, "secagg"))
+        result.accepted = []
+        return result
+    result.mean = outcome.mean
+    return result

@@ -1,0 +1,99 @@
+"""Provider: a Flower ServerApp that aggregates organizations' updates round by round.
+
+Each round: every connected organization trains from the current cumulative TinyLM update and
+returns its update; the provider averages the accepted ones (plain or SecAgg+), adds the mean to
+the cumulative update, runs the provider step and records the round in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from gt_secure.aggregation.secagg import secagg_params
+from gt_secure.aggregation.secagg_round import wait_for_nodes
+from gt_secure.app.config import AppConfig
+from gt_secure.app.mods import expected_for
+from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
+from gt_secure.app.task import content_hash, provider_step
+from gt_secure.errors import GtSecureError
+
+log = logging.getLogger("gt_secure.app")
+
+
+def run_federation(grid: Grid, context: Context, cfg: AppConfig) -> dict[str, Any]:
+    """Run ``cfg.num_rounds`` rounds; write and return the run summary."""
+    out_dir = Path(cfg.output_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nodes = wait_for_nodes(grid, cfg.min_orgs, cfg.round_timeout)
+    if len(nodes) < cfg.min_orgs:
+        raise GtSecureError(f"min_orgs must be connected, got {len(nodes)} < {cfg.min_orgs}.")
+    expected = expected_for(cfg)
+    global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
+    rounds: list[dict[str, Any]] = []
+    for round_idx in range(1, cfg.num_rounds + 1):
+        nodes = sorted(grid.get_node_ids())
+        log.info("round %d: %s aggregation over %d nodes", round_idx, cfg.aggregation,
+                 len(nodes))
+        if cfg.aggregation == "secagg":
+            params = secagg_params(cfg.clip_norm, cfg.noise_multiplier, cfg.secagg_threshold)
+            result = secagg_round(grid, context, round_idx, global_flat, expected, params,
+                                  cfg.round_timeout)
+        else:
+            result = plain_round(grid, nodes, round_idx, global_flat, expected,
+                                 cfg.round_timeout)
+        artifact = None
+        if result.mean is not None:
+            global_flat = (global_flat + result.mean).astype(np.float32)
+            artifact = provider_step(global_flat, expected.layout, round_idx, out_dir)
+        rounds.append(_record(result, len(nodes), artifact))
+        _write(out_dir, context, cfg, rounds)
+    return _write(out_dir, context, cfg, rounds)
+
+
+def _record(result: RoundResult, num_nodes: int, artifact: Path | None) -> dict[str, Any]:
+    mean = result.mean
+    return {
+        "round": result.round,
+        "aggregation": result.aggregation,
+        "num_nodes": num_nodes,
+        "accepted": sorted(result.accepted),
+        "rejections": [asdict(r) for r in result.rejections],
+        "mean_l2_norm": None if mean is None else float(np.linalg.norm(mean)),
+        "mean_hash": None if mean is None else content_hash(mean.astype(np.float32)),
+        "mean_error_bound": result.error_bound,
+        "artifact": None if artifact is None else str(artifact),
+    }
+
+
+def _write(out_dir: Path, context: Context, cfg: AppConfig,
+           rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = {"run_id": context.run_id, "config": asdict(cfg), "rounds": rounds}
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    tmp.replace(out_dir / "summary.json")
+    return summary
+
+
+def make_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
+    """ServerApp whose settings are ``run_config`` updated with ``overrides``."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        cfg = AppConfig.from_run_config(context.run_config, overrides)
+        summary = run_federation(grid, context, cfg)
+        log.info("run %s finished: %d rounds", summary["run_id"], len(summary["rounds"]))
+
+    return app
+
+
+app = make_server_app()
