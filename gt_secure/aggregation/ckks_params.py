@@ -35,7 +35,10 @@ __all__ = [
     "DEFAULT_CKKS_PARAMS",
     "SEAL_MAX_COEFF_BITS_128",
     "CkksParams",
+    "check_bit_sizes",
+    "check_degree",
     "choose_ckks_params",
+    "ckks_problems",
 ]
 
 #: SEAL's default 128-bit security limit on the total coefficient-modulus bits, per degree N.
@@ -44,6 +47,47 @@ _SIGMA = 3.2
 _K_PRODUCT = 28.0
 _Z_GAUSS = 7.0
 _MIN_SPECIAL_BITS = 20
+
+
+def check_degree(v: int) -> int:
+    """Field check: ``v`` is a degree SEAL supports."""
+    if v not in SEAL_MAX_COEFF_BITS_128:
+        raise ValueError(f"one of {sorted(SEAL_MAX_COEFF_BITS_128)}")
+    return v
+
+
+def check_bit_sizes(v: tuple[int, ...]) -> tuple[int, ...]:
+    """Field check: at least two primes of 14 to 60 bits."""
+    if len(v) < 2:
+        raise ValueError("at least 2 primes (data primes, then SEAL's special prime)")
+    if any(not 14 <= b <= 60 for b in v):
+        raise ValueError("a list of prime bit sizes each in [14, 60]")
+    return tuple(v)
+
+
+def ckks_problems(
+    degree: int, bit_sizes: tuple[int, ...], scale_bits: int
+) -> list[tuple[str, object, str]]:
+    """Cross-field problems as ``(field, value, constraint)``: 128-bit security and the scale."""
+    out: list[tuple[str, object, str]] = []
+    limit = SEAL_MAX_COEFF_BITS_128[degree]
+    if sum(bit_sizes) > limit:
+        out.append(
+            (
+                "coeff_mod_bit_sizes",
+                list(bit_sizes),
+                f"at most {limit} bits in total (128-bit security at poly_modulus_degree={degree})",
+            )
+        )
+    if not 10 <= scale_bits <= bit_sizes[0] - 3:
+        out.append(
+            (
+                "global_scale_bits",
+                scale_bits,
+                f"in [10, coeff_mod_bit_sizes[0] - 3 = {bit_sizes[0] - 3}]",
+            )
+        )
+    return out
 
 
 class CkksParams(BaseModel):
@@ -58,34 +102,20 @@ class CkksParams(BaseModel):
     @field_validator("poly_modulus_degree")
     @classmethod
     def _degree(cls, v: int) -> int:
-        if v not in SEAL_MAX_COEFF_BITS_128:
-            raise ValueError(f"one of {sorted(SEAL_MAX_COEFF_BITS_128)}")
-        return v
+        return check_degree(v)
 
     @field_validator("coeff_mod_bit_sizes")
     @classmethod
     def _bits(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if len(v) < 2:
-            raise ValueError("at least 2 primes (data primes, then SEAL's special prime)")
-        if any(not 14 <= b <= 60 for b in v):
-            raise ValueError("a list of prime bit sizes each in [14, 60]")
-        return v
+        return check_bit_sizes(v)
 
     @model_validator(mode="after")
     def _security_and_scale(self) -> CkksParams:
-        limit = SEAL_MAX_COEFF_BITS_128[self.poly_modulus_degree]
-        if sum(self.coeff_mod_bit_sizes) > limit:
-            raise ValueError(
-                f"coeff_mod_bit_sizes must total <= {limit} bits for 128-bit security at "
-                f"poly_modulus_degree={self.poly_modulus_degree}, got "
-                f"coeff_mod_bit_sizes={list(self.coeff_mod_bit_sizes)}"
-            )
-        if not 10 <= self.global_scale_bits <= self.coeff_mod_bit_sizes[0] - 3:
-            raise ValueError(
-                f"global_scale_bits must be in [10, coeff_mod_bit_sizes[0] - 3] = "
-                f"[10, {self.coeff_mod_bit_sizes[0] - 3}], got "
-                f"global_scale_bits={self.global_scale_bits}"
-            )
+        problems = ckks_problems(
+            self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.global_scale_bits
+        )
+        if problems:
+            raise ValueError("; ".join(f"{f} must be {c}, got {f}={v!r}" for f, v, c in problems))
         return self
 
     @property

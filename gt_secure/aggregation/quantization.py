@@ -97,9 +97,9 @@ class SecAggParams(BaseModel):
             self.modulus_range,
         )
         if not self.max_weight > 0:
-            problems.append(f"max_weight must be > 0, got max_weight={self.max_weight}")
+            problems.append(("max_weight", self.max_weight, "> 0"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(f"{f} must be {c}, got {f}={v!r}" for f, v, c in problems))
         return self
 
     def error_bound(self, num_clients: int, input_dtype: InputDtype = "float32") -> float:
@@ -123,29 +123,22 @@ def secagg_problems(
     clipping_range: float,
     quantization_range: int,
     modulus_range: int,
-) -> list[str]:
-    """Every violated constraint, as ``"<field> must be <constraint>, got <field>=<value>"``."""
-    out: list[str] = []
+) -> list[tuple[str, object, str]]:
+    """Every violated constraint, as ``(field, value, constraint)``."""
+    out: list[tuple[str, object, str]] = []
     if num_shares < 3:
-        out.append(f"num_shares must be >= 3 (Flower), got num_shares={num_shares}")
+        out.append(("num_shares", num_shares, ">= 3 (Flower)"))
     if not 2 <= threshold < num_shares:
         out.append(
-            "reconstruction_threshold must be in [2, num_shares) (Flower requires < num_shares), "
-            f"got reconstruction_threshold={threshold}"
+            ("reconstruction_threshold", threshold, "in [2, num_shares) (Flower: < num_shares)")
         )
     if not clipping_range > 0 or not math.isfinite(clipping_range):
-        out.append(f"clipping_range must be finite and > 0, got clipping_range={clipping_range}")
+        out.append(("clipping_range", clipping_range, "finite and > 0"))
     if not 1 <= quantization_range <= _INT32_MAX:
-        out.append(
-            f"quantization_range must be in [1, 2**31 - 1], "
-            f"got quantization_range={quantization_range}"
-        )
+        out.append(("quantization_range", quantization_range, "in [1, 2**31 - 1]"))
     is_pow2 = modulus_range > 0 and modulus_range & (modulus_range - 1) == 0
     if not (is_pow2 and quantization_range < modulus_range <= FLOWER_MAX_MODULUS):
-        out.append(
-            "modulus_range must be a power of 2 in (quantization_range, 2**32], "
-            f"got modulus_range={modulus_range}"
-        )
+        out.append(("modulus_range", modulus_range, "a power of 2 in (quantization_range, 2**32]"))
     return out
 
 

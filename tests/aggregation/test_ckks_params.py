@@ -49,7 +49,7 @@ def test_chooser_refuses_unreachable_target() -> None:
 
 
 def test_params_enforce_128_bit_security_and_scale() -> None:
-    with pytest.raises(ValidationError, match="total <= 109 bits"):
+    with pytest.raises(ValidationError, match="at most 109 bits in total"):
         CkksParams(poly_modulus_degree=4096, coeff_mod_bit_sizes=(60, 60), global_scale_bits=40)
     with pytest.raises(ValidationError, match="global_scale_bits must be in"):
         CkksParams(poly_modulus_degree=4096, coeff_mod_bit_sizes=(40, 30), global_scale_bits=39)

@@ -1,0 +1,80 @@
+"""``gt-secure protocol list | show NAME | validate PATH``: the declarative protocol specs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gt_secure.errors import ProtocolConfigError
+from gt_secure.protocols import ProtocolSpec, list_protocols, load_protocol, threat_model_path
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``protocol`` command and its ``list``, ``show`` and ``validate`` actions."""
+    parser = subparsers.add_parser("protocol", help="list, show and validate protocol specs")
+    actions = parser.add_subparsers(dest="protocol_action", required=True)
+    actions.add_parser("list", help="packaged protocol specs").set_defaults(func=_list)
+    show = actions.add_parser("show", help="one spec, its error bounds and threat model")
+    show.add_argument("name", help="packaged spec name (e.g. dp-ckks) or path to a .toml file")
+    show.set_defaults(func=_show)
+    validate = actions.add_parser("validate", help="validate a spec file; exit 1 on problems")
+    validate.add_argument("path", help="path to a .toml spec (or a packaged name)")
+    validate.set_defaults(func=_validate)
+
+
+def _dp_summary(spec: ProtocolSpec) -> str:
+    parts: list[str] = []
+    if spec.dp and spec.dp.example:
+        e = spec.dp.example
+        parts.append(f"example eps={e.epsilon:g} delta={e.delta:g}")
+    if spec.dp and spec.dp.organization:
+        o = spec.dp.organization
+        parts.append(f"org sigma={o.noise_multiplier:g} C={o.clip_norm:g}")
+    return "; ".join(parts) or "none"
+
+
+def _list(args: argparse.Namespace) -> int:
+    table = Table(title="gt-secure protocols")
+    for col in ("name", "aggregation", "DP", "organizations", "description"):
+        table.add_column(col)
+    for name in list_protocols():
+        spec = load_protocol(name)
+        orgs = f"{spec.min_organizations}-{spec.max_organizations}"
+        table.add_row(spec.name, spec.aggregation, _dp_summary(spec), orgs, spec.description)
+    Console().print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        spec = load_protocol(args.name)
+    except ProtocolConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(json.dumps(spec.model_dump(mode="json", exclude_none=True), indent=2))
+    if (bound := spec.secagg_sum_error()) is not None:
+        print(f"SecAgg+ max abs error of the sum at {spec.max_organizations} orgs: {bound:.3g}")
+    if (bound := spec.ckks_sum_error()) is not None:
+        print(f"CKKS max abs error of the sum at {spec.max_organizations} orgs: {bound:.3g}")
+    path = threat_model_path(spec)
+    print(
+        f"threat model: {path if path else spec.threat_model + ' (protocols/ in the repository)'}"
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        spec = load_protocol(args.path)
+    except ProtocolConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"OK: {args.path} is a valid protocol spec ({spec.name}, {spec.aggregation})")
+    return 0

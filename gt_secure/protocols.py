@@ -1,0 +1,281 @@
+"""Declarative protocol specs: one TOML file per collaboration mode, validated by pydantic.
+
+The canonical specs ship inside the package (``gt_secure/protocol_specs/<name>.toml``) so that
+:func:`load_protocol` finds them by name in a checkout and in an installed wheel alike; the
+threat-model documents they point to live in the repository's ``protocols/`` directory. A spec
+loaded from a path is validated the same way. Every problem is collected before raising one
+:class:`ProtocolSpecError` whose ``problems`` each name the field and the offending value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gt_secure.aggregation.ckks_params import (
+    CkksParams,
+    check_bit_sizes,
+    check_degree,
+    ckks_problems,
+)
+from gt_secure.aggregation.quantization import SecAggParams, secagg_error_bound, secagg_problems
+from gt_secure.errors import ProtocolConfigError
+
+__all__ = [
+    "CkksSpec",
+    "DpSpec",
+    "ExampleDp",
+    "OrganizationDp",
+    "ProtocolSpec",
+    "ProtocolSpecError",
+    "SecAggSpec",
+    "list_protocols",
+    "load_protocol",
+    "parse_protocol",
+    "threat_model_path",
+]
+
+_SPEC_DIR = ("protocol_specs",)
+_REPO_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExampleDp(_Frozen):
+    """Example-level DP: DP-SGD on the TinyLM (privacy unit: one training example)."""
+
+    epsilon: Positive
+    delta: Annotated[float, Field(gt=0, lt=1)]
+    clip: Positive
+    accountant: Literal["rdp", "prv"]
+
+
+class OrganizationDp(_Frozen):
+    """Organization-level DP: clip the update vector to ``clip_norm``, add Gaussian noise."""
+
+    noise_multiplier: Positive
+    clip_norm: Positive
+
+
+class DpSpec(_Frozen):
+    """Either or both DP guarantees; each is recorded in the ledger."""
+
+    example: ExampleDp | None = None
+    organization: OrganizationDp | None = None
+
+
+class SecAggSpec(_Frozen):
+    """Arguments of Flower's ``SecAggPlusWorkflow`` (integers: absolute counts)."""
+
+    num_shares: int
+    reconstruction_threshold: int
+    clipping_range: Positive
+    quantization_range: int
+    modulus_range: int
+
+    def to_params(self) -> SecAggParams:
+        """The validated :class:`SecAggParams` for the Flower app."""
+        return SecAggParams(**self.model_dump())
+
+
+class CkksSpec(_Frozen):
+    """CKKS parameters plus ``max_abs``, the largest coordinate an organization may encrypt."""
+
+    poly_modulus_degree: Annotated[int, AfterValidator(check_degree)]
+    coeff_mod_bit_sizes: Annotated[tuple[int, ...], AfterValidator(check_bit_sizes)]
+    global_scale_bits: int
+    max_abs: Positive
+
+    def to_params(self) -> CkksParams:
+        """The :class:`CkksParams` for :meth:`ProviderKeys.generate`."""
+        return CkksParams(**self.model_dump(exclude={"max_abs"}))
+
+
+class ProtocolSpec(_Frozen):
+    """One collaboration mode: aggregation mechanism, DP guarantees, rounds and threat model."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+-]*$")]
+    description: Annotated[str, Field(min_length=1)]
+    aggregation: Literal["plain", "secagg+", "ckks"]
+    rounds: Annotated[int, Field(ge=1)]
+    min_organizations: Annotated[int, Field(ge=1)]
+    max_organizations: Annotated[int, Field(ge=1)]
+    threat_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+\.md$")]
+    dp: DpSpec | None = None
+    secagg: SecAggSpec | None = None
+    ckks: CkksSpec | None = None
+
+    @model_validator(mode="after")
+    def _cross_fields(self) -> ProtocolSpec:
+        problems = [ProtocolConfigError(f, v, c) for f, v, c in _cross_problems(self)]
+        if problems:
+            raise ProtocolSpecError(problems)
+        return self
+
+    def secagg_sum_error(self) -> float | None:
+        """Documented max abs error of the SecAgg+ sum at ``max_organizations`` (or None)."""
+        if self.secagg is None:
+            return None
+        s = self.secagg
+        return secagg_error_bound(s.clipping_range, s.quantization_range, self.max_organizations)
+
+    def ckks_sum_error(self) -> float | None:
+        """Documented max abs error of the CKKS sum at ``max_organizations`` (or None)."""
+        return (
+            None if self.ckks is None else self.ckks.to_params().error_bound(self.max_organizations)
+        )
+
+
+def _cross_problems(spec: ProtocolSpec) -> list[tuple[str, object, str]]:
+    out: list[tuple[str, object, str]] = []
+
+    def check(ok: bool, field: str, value: object, constraint: str) -> None:
+        if not ok:
+            out.append((field, value, constraint))
+
+    n_min, n_max = spec.min_organizations, spec.max_organizations
+    check(n_min <= n_max, "min_organizations", n_min, f"<= max_organizations={n_max}")
+    if spec.dp is not None:
+        has_any = spec.dp.example is not None or spec.dp.organization is not None
+        check(has_any, "dp", {}, "a table with [dp.example] and/or [dp.organization]")
+    for section, wanted in (("secagg", "secagg+"), ("ckks", "ckks")):
+        present, needed = getattr(spec, section) is not None, spec.aggregation == wanted
+        verb = "present" if needed else "absent"
+        shown = _Shown(f"[{section}]" if present else "<missing>")
+        check(present == needed, section, shown, f"{verb} when aggregation={spec.aggregation!r}")
+    clip = spec.dp.organization.clip_norm if spec.dp and spec.dp.organization else 0.0
+    if (s := spec.secagg) is not None:
+        args = (s.num_shares, s.reconstruction_threshold, s.clipping_range)
+        cross = secagg_problems(*args, s.quantization_range, s.modulus_range)
+        out += [(f"secagg.{f}", v, c) for f, v, c in cross]
+        check(n_min >= 3, "min_organizations", n_min, ">= 3 with secagg+ (2 reveal each other)")
+        t = s.reconstruction_threshold
+        check(t <= n_min, "secagg.reconstruction_threshold", t, f"<= min_organizations={n_min}")
+        peak = n_max * s.quantization_range
+        check(
+            peak < s.modulus_range,
+            "secagg.modulus_range",
+            s.modulus_range,
+            f"> {peak} = max_organizations * quantization_range",
+        )
+        check(
+            s.clipping_range >= clip,
+            "secagg.clipping_range",
+            s.clipping_range,
+            f">= dp.organization.clip_norm={clip}",
+        )
+    if (k := spec.ckks) is not None:
+        cross = ckks_problems(k.poly_modulus_degree, k.coeff_mod_bit_sizes, k.global_scale_bits)
+        out += [(f"ckks.{f}", v, c) for f, v, c in cross]
+        check(k.max_abs >= clip, "ckks.max_abs", k.max_abs, f">= dp.organization.clip_norm={clip}")
+        if not cross:
+            cap = k.to_params().capacity(n_max) / n_max
+            check(
+                k.max_abs <= cap,
+                "ckks.max_abs",
+                k.max_abs,
+                f"<= {cap:.4g} = capacity / max_organizations (else the sum wraps)",
+            )
+    return out
+
+
+class ProtocolSpecError(ProtocolConfigError):
+    """One or more problems in a protocol spec; ``problems`` lists each field error."""
+
+    def __init__(self, problems: list[ProtocolConfigError], source: str = "protocol spec") -> None:
+        first = problems[0]
+        super().__init__(first.field, first.value, first.constraint)
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        self.args = (f"{source}: {len(problems)} problem(s):\n{lines}",)
+
+
+class _Shown:
+    """A value shown verbatim in error messages (no quotes)."""
+
+    def __init__(self, text: str = "<missing>") -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _problems_from(err: ValidationError) -> list[ProtocolConfigError]:
+    out: list[ProtocolConfigError] = []
+    for item in err.errors(include_url=False):
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, ProtocolSpecError):
+            out.extend(cause.problems)
+            continue
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(
+            "."
+        )
+        msg = str(item["msg"])
+        if item["type"] == "missing":
+            out.append(ProtocolConfigError(field, _Shown(), "present (a required field)"))
+            continue
+        if item["type"] == "extra_forbidden":
+            constraint = "absent (not a field of this table)"
+        else:
+            constraint = msg.removeprefix("Value error, ").removeprefix("Input should be ")
+            constraint = constraint.replace("String should match", "a string matching")
+            constraint = constraint.replace("String should have", "a string with")
+        out.append(ProtocolConfigError(field or "spec", item.get("input"), constraint))
+    return out
+
+
+def parse_protocol(data: Mapping[str, Any], source: str = "protocol spec") -> ProtocolSpec:
+    """Validate a spec given as a mapping (e.g. parsed TOML)."""
+    try:
+        return ProtocolSpec.model_validate(dict(data))
+    except ValidationError as err:
+        raise ProtocolSpecError(_problems_from(err), source) from None
+
+
+def list_protocols() -> list[str]:
+    """Names of the packaged protocol specs."""
+    root = resources.files("gt_secure").joinpath(*_SPEC_DIR)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_protocol(name_or_path: str | os.PathLike[str]) -> ProtocolSpec:
+    """Load a packaged spec by name (``"dp-ckks"``) or any spec by path (``"x/y.toml"``)."""
+    text = str(name_or_path)
+    by_path = isinstance(name_or_path, os.PathLike) or text.endswith(".toml") or os.sep in text
+    if by_path:
+        path = Path(text)
+        if not path.is_file():
+            raise ProtocolConfigError("path", text, "an existing TOML file")
+        raw, source = path.read_bytes(), text
+    else:
+        names = list_protocols()
+        if text not in names:
+            raise ProtocolConfigError("name", text, f"one of {names} or a path to a .toml file")
+        raw = resources.files("gt_secure").joinpath(*_SPEC_DIR, f"{text}.toml").read_bytes()
+        source = f"protocol {text!r}"
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ProtocolConfigError("toml", source, f"valid UTF-8 TOML ({err})") from None
+    spec = parse_protocol(data, source)
+    if not by_path and spec.name != text:
+        raise ProtocolSpecError(
+            [ProtocolConfigError("name", spec.name, f"{text!r}, the file name")], source
+        )
+    return spec
+
+
+def threat_model_path(spec: ProtocolSpec) -> Path | None:
+    """The spec's threat-model document in the repository checkout, if present."""
+    path = _REPO_PROTOCOLS / spec.threat_model
+    return path if path.is_file() else None
