@@ -25,17 +25,16 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import dp_accounting
 import numpy as np
-from dp_accounting import pld, rdp
-from opacus.accountants import PRVAccountant, RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
 from pydantic import Field, field_validator
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
+
+if TYPE_CHECKING:
+    import dp_accounting
 
 Unit = Literal["example", "organization"]
 AccountantName = Literal["rdp", "prv"]
@@ -156,6 +155,8 @@ def _history(mechanisms: Sequence[Mechanism]) -> History | None:
 
 @functools.lru_cache(maxsize=4096)
 def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
+    from opacus.accountants import PRVAccountant, RDPAccountant  # heavy: imports torch
+
     if accountant == "rdp":
         acc: RDPAccountant | PRVAccountant = RDPAccountant()
     elif accountant == "prv":
@@ -168,6 +169,8 @@ def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
 
 
 def _event(history: History) -> dp_accounting.DpEvent:
+    import dp_accounting
+
     events: list[dp_accounting.DpEvent] = []
     for noise, rate, steps in history:
         gaussian = dp_accounting.GaussianDpEvent(noise)
@@ -178,6 +181,8 @@ def _event(history: History) -> dp_accounting.DpEvent:
 
 @functools.lru_cache(maxsize=4096)
 def _reference_epsilon(history: History, delta: float, method: str) -> float:
+    from dp_accounting import pld, rdp
+
     if method == "rdp":
         acc: dp_accounting.PrivacyAccountant = rdp.RdpAccountant()
     elif method == "pld":
@@ -212,6 +217,8 @@ def epsilon_by_unit(
 
 def dp_event(mechanisms: Sequence[Mechanism]) -> dp_accounting.DpEvent:
     """dp-accounting event tree: composed, self-composed, Poisson-sampled Gaussians."""
+    import dp_accounting
+
     history = _history(mechanisms)
     if history is None:
         return dp_accounting.NonPrivateDpEvent()
@@ -245,6 +252,8 @@ def noise_multiplier_for(
         raise InvalidFieldError("sample_rate", sample_rate, "in (0, 1]")
     if steps < 1:
         raise InvalidFieldError("steps", steps, ">= 1")
+    from opacus.accountants.utils import get_noise_multiplier
+
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
             sigma = get_noise_multiplier(

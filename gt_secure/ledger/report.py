@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -60,7 +61,7 @@ def budget_rows(entries: Sequence[LedgerEntry]) -> list[BudgetRow]:
 def show_table(entries: Sequence[LedgerEntry], console: Console | None = None) -> Table:
     """Print (and return) the per-organization budget table."""
     table = Table(title="Privacy budget per organization and unit")
-    for column in ("org_id", "unit", "releases", "epsilon spent", "budget", "remaining", "used",
+    for column in ("org_id", "unit", "releases", "spent", "budget", "remaining", "used",
                    "accountant", "delta"):
         table.add_column(column, no_wrap=True,
                          justify="left" if column in ("org_id", "unit") else "right")
@@ -72,7 +73,9 @@ def show_table(entries: Sequence[LedgerEntry], console: Console | None = None) -
                       row.accountant, f"{row.delta:.0e}")
     post = sum(1 for e in entries if e.kind == "post_processing")
     table.caption = f"{len(entries)} entries, {post} post-processing (no epsilon)"
-    (console or Console()).print(table)
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=120)
+    console.print(table)
     return table
 
 
