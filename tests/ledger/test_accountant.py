@@ -120,6 +120,7 @@ def test_noise_multiplier_for_published_value() -> None:
     assert sigma == pytest.approx(1.3562, abs=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
 @pytest.mark.parametrize(("target", "accountant"), [(0.5, "rdp"), (2.0, "rdp"), (1.0, "prv")])
 def test_noise_multiplier_round_trip(target: float, accountant: str) -> None:
     sigma = noise_multiplier_for(target, DELTA, 1.0, 3, accountant, epsilon_tolerance=0.01)
