@@ -42,12 +42,12 @@ __all__ = ["MaskedRoundResult", "flower_masked_mean"]
 
 @dataclass(frozen=True)
 class MaskedRoundResult:
-    """Decoded mean, bytes each client uploads, and compute time per side."""
+    """Decoded mean, bytes each client uploads, and CPU time per side (robust to load)."""
 
     mean: np.ndarray
     upload_bytes_per_client: int
-    client_seconds: float  # all clients together, run one after another
-    server_seconds: float
+    client_seconds: float  # CPU seconds, all clients together, run one after another
+    server_seconds: float  # CPU seconds
 
 
 def _neighbours(n: int, num_shares: int) -> list[list[int]]:
@@ -61,7 +61,7 @@ def flower_masked_mean(vectors: Sequence[np.ndarray], params: SecAggParams) -> M
     n, c = len(vectors), params.clipping_range
     t_range, m_range = params.quantization_range, params.modulus_range
     hood = _neighbours(n, min(params.num_shares, n))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     # Stage 0 (setup): two key pairs per client.
     keys = [(generate_key_pairs(), generate_key_pairs()) for _ in range(n)]
     # Stage 1 (share keys): Shamir shares of the seed and of sk1, encrypted for each neighbour.
@@ -92,7 +92,7 @@ def flower_masked_mean(vectors: Sequence[np.ndarray], params: SecAggParams) -> M
         q = parameters_mod(q, m_range)
         upload_bytes = sum(len(ndarray_to_bytes(a)) for a in q)
         uploads.append(q)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     # Server: modular sum, reconstruct every seed from threshold shares, unmask, dequantize.
     total = uploads[0]
     for up in uploads[1:]:
@@ -108,5 +108,5 @@ def flower_masked_mean(vectors: Sequence[np.ndarray], params: SecAggParams) -> M
     mean = dequantize(recon, c, t_range)[0]
     mean += -(n - 1) * c
     mean *= t_range / q_total
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     return MaskedRoundResult(mean, upload_bytes, t1 - t0, t2 - t1)
