@@ -1,0 +1,1 @@
+"""Tests of gt_secure.aggregation."""
