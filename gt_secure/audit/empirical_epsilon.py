@@ -18,17 +18,15 @@ Two estimators, each a lower bound that holds with probability >= ``1 - beta``:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
-from scipy.special import expit
-from scipy.stats import binom
+from scipy.special import bdtrc, expit, gammaln
 
 from gt_secure.audit.metrics import split_scores
-from gt_secure.audit.stats import cp_lower, cp_upper
+from gt_secure.audit.stats import cp_lower_array, cp_upper_array
 from gt_secure.errors import InvalidFieldError
 
 
@@ -57,24 +55,31 @@ def _check(delta: float, beta: float) -> None:
         raise InvalidFieldError("beta", beta, "in (0, 1)")
 
 
-def _rule_epsilon(hit_in: int, n_in: int, hit_out: int, n_out: int, delta: float,
-                  alpha: float) -> float:
-    """``log((P_in_lo - delta) / P_out_hi)`` with one-sided CP bounds at ``alpha`` each."""
-    lo = cp_lower(hit_in, n_in, alpha) - delta
-    hi = cp_upper(hit_out, n_out, alpha)
-    return max(0.0, math.log(lo / hi)) if lo > 0 else 0.0
+def _rule_epsilons(hit_in: np.ndarray, n_in: int, hit_out: np.ndarray, n_out: int,
+                   delta: float, alpha: float) -> np.ndarray:
+    """``max(0, log((P_in_lo - delta) / P_out_hi))`` with one-sided CP bounds at ``alpha``."""
+    lo = cp_lower_array(hit_in, n_in, alpha) - delta
+    hi = cp_upper_array(hit_out, n_out, alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = np.log(np.where(lo > 0, lo, 1.0) / hi)
+    return np.where(lo > 0, np.maximum(eps, 0.0), 0.0)
 
 
-def _rules(pos: np.ndarray, neg: np.ndarray, thresholds: np.ndarray, delta: float,
-           alpha: float) -> list[tuple[float, float, int]]:
-    """``(eps, threshold, direction)`` of every rule over ``thresholds`` and both directions."""
-    out = []
-    for t in thresholds:
-        tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
-        out.append((_rule_epsilon(tp, pos.size, fp, neg.size, delta, alpha), float(t), 1))
-        tn, fn = neg.size - fp, pos.size - tp
-        out.append((_rule_epsilon(tn, neg.size, fn, pos.size, delta, alpha), float(t), -1))
-    return out
+def _best_rule(pos: np.ndarray, neg: np.ndarray, thresholds: np.ndarray, delta: float,
+               alpha: float, direction: int | None = None) -> tuple[float, float, int]:
+    """``(eps, threshold, direction)`` of the best rule over ``thresholds`` and directions."""
+    tp = pos.size - np.searchsorted(np.sort(pos), thresholds, side="left")
+    fp = neg.size - np.searchsorted(np.sort(neg), thresholds, side="left")
+    up = _rule_epsilons(tp, pos.size, fp, neg.size, delta, alpha)  # guess in when s >= t
+    down = _rule_epsilons(neg.size - fp, neg.size, pos.size - tp, pos.size, delta, alpha)
+    if direction == 1:
+        down = np.full_like(down, -1.0)
+    elif direction == -1:
+        up = np.full_like(up, -1.0)
+    i_up, i_down = int(np.argmax(up)), int(np.argmax(down))
+    if up[i_up] >= down[i_down]:
+        return float(up[i_up]), float(thresholds[i_up]), 1
+    return float(down[i_down]), float(thresholds[i_down]), -1
 
 
 def clopper_pearson_epsilon(
@@ -100,7 +105,7 @@ def clopper_pearson_epsilon(
         if grid.size == 0:
             raise InvalidFieldError("thresholds", [], "non-empty")
         alpha = beta / (4 * grid.size)  # 2 directions x 2 one-sided bounds per threshold
-        eps, t, d = max(_rules(pos, neg, grid, delta, alpha))
+        eps, t, d = _best_rule(pos, neg, grid, delta, alpha)
         method = "clopper_pearson_bonferroni"
     else:
         if not 0.0 < selection_fraction < 1.0:
@@ -112,9 +117,9 @@ def clopper_pearson_epsilon(
             raise InvalidFieldError("trials", (pos.size, neg.size),
                                     "enough members and non-members for both splits")
         cand = np.unique(np.concatenate([pos[sel_pos], neg[sel_neg]]))
-        _, t, d = max(_rules(pos[sel_pos], neg[sel_neg], cand, delta, beta / 2))
+        _, t, d = _best_rule(pos[sel_pos], neg[sel_neg], cand, delta, beta / 2)
         pos, neg = pos[~sel_pos], neg[~sel_neg]
-        eps, t, d = next(r for r in _rules(pos, neg, np.array([t]), delta, beta / 2) if r[2] == d)
+        eps, t, d = _best_rule(pos, neg, np.array([t]), delta, beta / 2, direction=d)
         method = "clopper_pearson_split"
     return EpsilonBound(method=method, epsilon=eps, delta=delta, beta=beta,
                         n_members=int(pos.size), n_nonmembers=int(neg.size),
@@ -130,21 +135,33 @@ def one_run_p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> flo
     if v == 0:
         return 1.0
     q = float(expit(epsilon))
-    tail = float(binom.sf(v - 1, r, q))
-    below = np.cumsum(binom.pmf(np.arange(v - 1, -1, -1), r, q))  # P[v > B >= v - i]
+    tail = float(bdtrc(v - 1, r, q))  # P[Binomial(r, q) >= v]
+    if delta == 0.0:
+        return min(1.0, tail)
+    j = np.arange(v - 1, -1, -1, dtype=float)  # v-1, ..., 0
+    log_pmf = (gammaln(r + 1) - gammaln(j + 1) - gammaln(r - j + 1)
+               + j * np.log(q) + (r - j) * np.log1p(-q))
+    below = np.cumsum(np.exp(log_pmf))  # P[v > Binomial(r, q) >= v - i], i = 1..v
     alpha = float(np.max(below / np.arange(1, v + 1)))
     return min(1.0, tail + alpha * delta * 2 * m)
 
 
-def one_run_epsilon(m: int, r: int, v: int, *, delta: float, beta: float) -> float:
-    """Largest epsilon rejected at level ``beta`` by ``v`` correct of ``r`` guesses (0 if none)."""
+def one_run_epsilon(m: int, r: int, v: int, *, delta: float, beta: float,
+                    tolerance: float = 1e-6) -> float:
+    """Largest epsilon rejected at level ``beta`` by ``v`` correct of ``r`` guesses (0 if none).
+
+    The p-value increases with epsilon, so a bisection to ``tolerance`` finds the boundary;
+    the returned value is on the rejected side.
+    """
     _check(delta, beta)
     if one_run_p_value(m, r, v, 0.0, delta) >= beta:
         return 0.0
     lo, hi = 0.0, 1.0
-    while one_run_p_value(m, r, v, hi, delta) < beta and hi < 1e3:
+    while one_run_p_value(m, r, v, hi, delta) < beta:
         lo, hi = hi, 2 * hi
-    for _ in range(60):
+        if hi > 1e3:
+            return lo
+    while hi - lo > tolerance:
         mid = (lo + hi) / 2
         if one_run_p_value(m, r, v, mid, delta) < beta:
             lo = mid
