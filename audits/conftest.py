@@ -1,0 +1,79 @@
+"""Fixtures for the auditor's suite: base model, tokenizer, public data, trainers, DP hook.
+
+Environment:
+  GT_SECURE_AUDIT_BASE     "auto" (default: shipped TinyLM checkpoint if present, else a
+                           randomly initialised TinyLM with the byte tokenizer) or "random".
+  GT_SECURE_AUDIT_DP_HOOK  "package.module:function" returning a DPTrainingHook (the DP
+                           pipeline under audit); the planted-bug tests skip without it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+import torch
+from faker import Faker
+from torch import nn
+from transformers import LlamaForCausalLM
+
+from gt_secure.audit.finetune import TrainFn, full_finetune_trainer
+from gt_secure.audit.hooks import DPTrainingHook, load_hook
+from gt_secure.audit.tokens import ByteTokenizer
+from gt_secure.models.config import model_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: two threads on a shared 2-core box run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def base(_one_thread: None) -> tuple[nn.Module, Any]:
+    """``(model, tokenizer)``: the shipped TinyLM when available, else random init + bytes."""
+    if os.environ.get("GT_SECURE_AUDIT_BASE", "auto") == "auto":
+        from gt_secure.models.loading import checkpoint_dir, load_base
+
+        if (checkpoint_dir("tinylm") / "model.safetensors").exists():
+            return load_base("tinylm")
+    torch.manual_seed(0)
+    return LlamaForCausalLM(model_config("tinylm")).eval(), ByteTokenizer()
+
+
+@pytest.fixture(scope="session")
+def public_texts() -> list[str]:
+    """Public, canary-free text (seeded Faker sentences) for training and references."""
+    fake = Faker("en_US")
+    fake.seed_instance(123)
+    return [fake.sentence(nb_words=10) for _ in range(32)]
+
+
+@pytest.fixture(scope="session")
+def nonprivate_train(base: tuple[nn.Module, Any]) -> TrainFn:
+    """Plain full fine-tuning for many epochs: memorises its canaries (positive control)."""
+    model, tokenizer = base
+    train = full_finetune_trainer(model, tokenizer, epochs=30, lr=5e-3, batch_size=4, seed=0)
+    cache: dict[tuple[str, ...], nn.Module] = {}
+
+    def cached(texts: Sequence[str]) -> nn.Module:  # identical data -> reuse the trained model
+        key = tuple(texts)
+        if key not in cache:
+            cache[key] = train(texts)
+        return cache[key]
+
+    return cached
+
+
+@pytest.fixture(scope="session")
+def dp_hook() -> DPTrainingHook:
+    """The DP pipeline under audit, from ``GT_SECURE_AUDIT_DP_HOOK``."""
+    spec = os.environ.get("GT_SECURE_AUDIT_DP_HOOK")
+    if not spec:
+        pytest.skip("set GT_SECURE_AUDIT_DP_HOOK=package.module:function to audit a DP trainer")
+    return load_hook(spec)

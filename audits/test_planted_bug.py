@@ -1,0 +1,46 @@
+"""Planted DP bug: with the noise switched off, the audit must contradict the ledger's claim.
+
+The DP pipeline is plugged in through ``GT_SECURE_AUDIT_DP_HOOK`` (see conftest). The contract
+test runs now with the auditor's non-private trainer standing in for ``noise_multiplier=0``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from audit_settings import CLAIMED_EPSILON, DELTA
+
+from gt_secure.audit.attacks import LossAttack
+from gt_secure.audit.canary import run_canary_audit
+from gt_secure.audit.hooks import DPTrainingHook
+
+N_CANARIES = 64
+
+
+def _audit(hook: DPTrainingHook, noise_multiplier: float, tokenizer, public_texts):
+    return run_canary_audit(hook.make_train(noise_multiplier), public_texts,
+                            LossAttack(tokenizer), claimed_epsilon=hook.claimed_epsilon,
+                            delta=hook.delta, n_canaries=N_CANARIES, repeats=4,
+                            organization=f"noise={noise_multiplier}")
+
+
+def test_hook_contract_flags_disabled_noise(base, nonprivate_train):
+    """A hook whose 'DP' trainer ignores the noise (the bug) fails its claimed epsilon."""
+    _, tokenizer = base
+    hook = DPTrainingHook(make_train=lambda _noise: nonprivate_train, noise_multiplier=1.0,
+                          claimed_epsilon=CLAIMED_EPSILON, delta=DELTA)
+    result = run_canary_audit(hook.make_train(0.0), [], LossAttack(tokenizer),
+                              claimed_epsilon=hook.claimed_epsilon, delta=hook.delta,
+                              n_canaries=48)
+    assert result.verdict == "FAIL"
+
+
+@pytest.mark.slow
+def test_dp_pipeline_with_noise_passes(dp_hook, base, public_texts):
+    result = _audit(dp_hook, dp_hook.noise_multiplier, base[1], public_texts)
+    assert result.verdict == "PASS", result.empirical_epsilon
+
+
+@pytest.mark.slow
+def test_dp_pipeline_without_noise_is_flagged(dp_hook, base, public_texts):
+    result = _audit(dp_hook, 0.0, base[1], public_texts)
+    assert result.verdict == "FAIL", result.empirical_epsilon
