@@ -24,6 +24,7 @@ from gt_secure.audit.empirical_epsilon import (
     one_run_epsilon,
 )
 from gt_secure.audit.finetune import TrainFn, finetune_causal_lm, full_finetune_trainer
+from gt_secure.audit.hooks import DPTrainingHook, load_hook
 from gt_secure.audit.metrics import AttackMetrics, attack_metrics, roc_auc, roc_curve
 from gt_secure.audit.report import AuditReport, build_report
 from gt_secure.audit.results import AuditResult
@@ -36,6 +37,7 @@ __all__ = [
     "AuditResult",
     "ByteTokenizer",
     "CanaryManifest",
+    "DPTrainingHook",
     "EpsilonBound",
     "LossAttack",
     "MembershipAttack",
@@ -51,6 +53,7 @@ __all__ = [
     "full_finetune_trainer",
     "generate_canaries",
     "insert_canaries",
+    "load_hook",
     "make_attack",
     "make_manifest",
     "one_run_audit",
