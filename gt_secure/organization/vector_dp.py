@@ -32,7 +32,12 @@ from gt_secure.update.vector import UpdateVector
 
 
 class VectorDpConfig(FrozenModel):
-    """Clip + Gaussian noise on the update vector; set one of noise_multiplier, target_epsilon."""
+    """Clip + Gaussian noise on the update vector; set one of noise_multiplier, target_epsilon.
+
+    ``secure_mode`` draws the noise from the OS CSPRNG; without it the caller passes a
+    ``numpy.random.Generator`` (no seed here: a config reused across releases would repeat the
+    same noise, which then cancels between releases).
+    """
 
     clip_norm: float = 1.0
     noise_multiplier: float | None = None
@@ -134,7 +139,11 @@ def gaussian_noise(n: int, std: float, generator: np.random.Generator | None,
 
 def privatize_update(update: UpdateVector, cfg: VectorDpConfig,
                      generator: np.random.Generator | None = None) -> VectorDpResult:
-    """Clip ``update`` to ``cfg.clip_norm`` and add N(0, (z*C)^2) to every coordinate."""
+    """Clip ``update`` to ``cfg.clip_norm`` and add N(0, (z*C)^2) to every coordinate.
+
+    Secure mode draws from the OS CSPRNG and refuses ``generator``; otherwise ``generator`` is
+    required.
+    """
     mechanism = cfg.mechanism()
     clipped = clip_l2(update.flat, cfg.clip_norm).astype(np.float64)  # (D,)
     std = mechanism.noise_multiplier * mechanism.clip_norm
