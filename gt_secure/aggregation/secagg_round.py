@@ -41,7 +41,8 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp import Grid
 
-from gt_secure.aggregation.secagg import SecAggParams
+from gt_secure.aggregation.quantization import SecAggParams
+from gt_secure.errors import InvalidFieldError
 
 Screen = Callable[[int, dict[str, str]], str | None]
 """(node_id, plaintext metadata) -> refusal reason, or None to accept."""
@@ -170,21 +171,17 @@ def run_secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: 
     manager = SimpleClientManager()
     for node_id in grid.get_node_ids():
         manager.register(GridClientProxy(node_id=node_id, grid=grid, run_id=grid.run.run_id))
-    params.check_capacity(manager.num_available())
+    if manager.num_available() > params.max_clients():
+        raise InvalidFieldError("num_orgs", manager.num_available(),
+                                f"<= {params.max_clients()} for these SecAgg+ ranges")
     legacy = LegacyContext(context, ServerConfig(num_rounds=round_idx), collector, manager)
     legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
         ndarrays_to_parameters([np.asarray(global_flat, dtype=np.float32)]), keep_input=True)
     legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
         {WorkflowKey.CURRENT_ROUND: round_idx})
-    workflow = SecAggPlusWorkflow(
-        num_shares=params.num_shares,
-        reconstruction_threshold=params.reconstruction_threshold,
-        max_weight=1.0,
-        clipping_range=params.clipping_range,
-        quantization_range=params.quantization_range,
-        modulus_range=params.modulus_range,
-        timeout=timeout,
-    )
+    kwargs = params.workflow_kwargs()
+    kwargs["max_weight"] = 1.0  # every organization sends weight 1: the mean is unweighted
+    workflow = SecAggPlusWorkflow(**kwargs, timeout=timeout)
     screening = _ScreeningGrid(grid, screen)
     workflow(screening, legacy)
     survivors = [(cast(GridClientProxy, proxy).node_id, {str(k): str(v)

@@ -13,13 +13,13 @@ from typing import Any
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from gt_secure.app.config import AppConfig, org_id_of
+from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
 from gt_secure.app.mods import make_update_guard, secagg_route_mod
 from gt_secure.app.task import content_hash, organization_step
 
 
-def local_update(msg: Message, context: Context, cfg: AppConfig) -> UpdatePayload:
+def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
     """Run this organization's step for the round in ``msg``; return the outgoing payload."""
     org_id = org_id_of(context.node_config)
     round_idx, start = read_request(msg.content)
@@ -34,7 +34,7 @@ def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        cfg = AppConfig.from_run_config(context.run_config, overrides)
+        cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         payload = local_update(msg, context, cfg)
         return Message(write_reply(payload, secagg=is_secagg(msg.content)), reply_to=msg)
 

@@ -8,24 +8,36 @@ before one :class:`~gt_secure.errors.InvalidFieldError` is raised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from gt_secure.errors import InvalidFieldError
+from gt_secure.aggregation.quantization import SecAggParams
+from gt_secure.errors import InvalidFieldError, ProtocolConfigError
+from gt_secure.protocols import load_protocol
 
-AGGREGATIONS = {"plain": "plain", "dp-secagg": "secagg", "secagg": "secagg"}
+AGGREGATIONS = {"plain": "plain", "secagg+": "secagg"}
+SECAGG_SOURCES = ("spec", "auto")
 
 
 @dataclass(frozen=True)
 class AppConfig:
-    """Run-level settings shared by the ServerApp (provider) and every ClientApp."""
+    """Run-level settings shared by the ServerApp (provider) and every ClientApp.
 
-    protocol: str = "plain"
-    num_rounds: int = 1
-    min_orgs: int = 2
-    clip_norm: float = 1.0
-    noise_multiplier: float = 0.0
-    secagg_threshold: float = 0.67
+    ``protocol`` names a spec of :mod:`gt_secure.protocols`; the fields whose run-config value is
+    a "from the spec" sentinel (``num-rounds = 0``, ``min-orgs = 0``, ``clip-norm = 0.0``,
+    ``noise-multiplier = -1.0``) take the spec's value (``rounds``, ``min_organizations``,
+    ``dp.organization``; without organization-level DP: clip 1.0, no noise). ``secagg-params``:
+    ``"spec"`` uses the spec's pinned ``[secagg]`` numbers, ``"auto"`` asks
+    :func:`gt_secure.aggregation.quantization.choose_secagg_params` for the connected
+    organizations (majority threshold, so dropouts are tolerated with 3 organizations).
+    """
+
+    protocol: str = "dp-secagg"
+    num_rounds: int = 0
+    min_orgs: int = 0
+    clip_norm: float = 0.0
+    noise_multiplier: float = -1.0
+    secagg_params: str = "spec"
     round_timeout: float = 300.0
     output_dir: str = "runs/app"
     base_seed: int = 0
@@ -39,12 +51,10 @@ class AppConfig:
             if not ok:
                 problems.append(InvalidFieldError(field, getattr(self, field), constraint))
 
-        need(self.protocol in AGGREGATIONS, "protocol", f"one of {sorted(AGGREGATIONS)}")
-        need(self.num_rounds >= 1, "num_rounds", ">= 1")
-        need(self.min_orgs >= 2, "min_orgs", ">= 2")
-        need(self.clip_norm > 0, "clip_norm", "> 0")
-        need(self.noise_multiplier >= 0, "noise_multiplier", ">= 0")
-        need(0 < self.secagg_threshold <= 1, "secagg_threshold", "in (0, 1]")
+        need(self.num_rounds >= 0, "num_rounds", ">= 0 (0: the protocol's rounds)")
+        need(self.min_orgs >= 0, "min_orgs", ">= 0 (0: the protocol's min_organizations)")
+        need(self.clip_norm >= 0, "clip_norm", ">= 0 (0: the protocol's clip_norm)")
+        need(self.secagg_params in SECAGG_SOURCES, "secagg_params", f"one of {SECAGG_SOURCES}")
         need(self.round_timeout > 0, "round_timeout", "> 0")
         need(self.local_steps >= 1, "local_steps", ">= 1")
         need(self.learning_rate > 0, "learning_rate", "> 0")
@@ -54,31 +64,56 @@ class AppConfig:
                 first.add_note(str(other))
             raise first
 
-    @property
-    def aggregation(self) -> str:
-        """How updates are summed: ``"plain"`` or ``"secagg"`` (SecAgg+)."""
-        return AGGREGATIONS[self.protocol]
-
     @classmethod
     def from_run_config(
         cls, run_config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
     ) -> AppConfig:
         """Build from Flower's ``run_config`` (kebab-case keys), then apply ``overrides``."""
-        known = {f.name: f.type for f in fields(cls)}
+        defaults = cls()
         values: dict[str, Any] = {}
         for source in (run_config, overrides or {}):
             for key, value in source.items():
                 name = key.replace("-", "_")
-                if name in known:
+                if hasattr(defaults, name):
                     values[name] = value
-        defaults = cls()
         for name, value in list(values.items()):
             wanted = type(getattr(defaults, name))
             if wanted is float and isinstance(value, int) and not isinstance(value, bool):
                 values[name] = float(value)
-            elif not isinstance(value, wanted):
+            elif not isinstance(value, wanted) or isinstance(value, bool):
                 raise InvalidFieldError(name, value, f"of type {wanted.__name__}")
         return cls(**values)
+
+    def resolve(self) -> Resolved:
+        """Fill the sentinels from the protocol spec (raises ``ProtocolConfigError``)."""
+        spec = load_protocol(self.protocol)
+        if spec.aggregation not in AGGREGATIONS:
+            raise ProtocolConfigError("protocol.aggregation", spec.aggregation,
+                                      f"one of {sorted(AGGREGATIONS)} (supported by the app)")
+        org_dp = spec.dp.organization if spec.dp is not None else None
+        clip = self.clip_norm or (org_dp.clip_norm if org_dp else 1.0)
+        noise = self.noise_multiplier
+        if noise < 0:
+            noise = org_dp.noise_multiplier if org_dp else 0.0
+        pinned = spec.secagg.to_params() if spec.secagg and self.secagg_params == "spec" else None
+        min_orgs = self.min_orgs or spec.min_organizations
+        if AGGREGATIONS[spec.aggregation] == "secagg":
+            min_orgs = max(min_orgs, 3)
+        return Resolved(self, AGGREGATIONS[spec.aggregation], self.num_rounds or spec.rounds,
+                        min_orgs, clip, noise, pinned)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An :class:`AppConfig` with every protocol-derived value filled in."""
+
+    app: AppConfig
+    aggregation: str
+    num_rounds: int
+    min_orgs: int
+    clip_norm: float
+    noise_multiplier: float
+    secagg: SecAggParams | None
 
 
 def org_id_of(node_config: Mapping[str, Any]) -> str:

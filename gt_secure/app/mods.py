@@ -15,7 +15,7 @@ from flwr.app import Context, Message, MessageType
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
-from gt_secure.app.config import AppConfig
+from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.messages import is_secagg, read_reply
 from gt_secure.app.task import base_layout
 from gt_secure.app.validation import Expected, norm_bound, validate_update
@@ -28,9 +28,9 @@ def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) 
     return call_next(msg, ctxt)
 
 
-def expected_for(cfg: AppConfig) -> Expected:
+def expected_for(cfg: Resolved) -> Expected:
     """Layout and norm bound every update of this run must satisfy."""
-    layout = base_layout(cfg.base_seed)
+    layout = base_layout(cfg.app.base_seed)
     return Expected(layout, norm_bound(cfg.clip_norm, cfg.noise_multiplier, layout.dim))
 
 
@@ -41,7 +41,7 @@ def make_update_guard(overrides: Mapping[str, Any] | None = None) -> Mod:
         reply = call_next(msg, ctxt)
         if msg.metadata.message_type != MessageType.TRAIN or reply.has_error():
             return reply
-        cfg = AppConfig.from_run_config(ctxt.run_config, overrides)
+        cfg = AppConfig.from_run_config(ctxt.run_config, overrides).resolve()
         validate_update(read_reply(reply.content), expected_for(cfg))
         return reply
 

@@ -14,7 +14,8 @@ import numpy as np
 from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid
 
-from gt_secure.aggregation.secagg import SecAggParams
+from gt_secure.aggregation.quantization import SecAggParams
+from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
 from gt_secure.aggregation.secagg_round import run_secagg_round
 from gt_secure.app.messages import KEY_LAYOUT, KEY_ORG, KEY_ROUND, make_request, read_reply
 from gt_secure.app.validation import (
@@ -83,7 +84,7 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
 def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
                  expected: Expected, params: SecAggParams, timeout: float) -> RoundResult:
     """SecAgg+ round: metadata screened per reply, values guarded client-side, sum checked."""
-    result = RoundResult(round_idx, "secagg", None, error_bound=params.mean_error_bound())
+    result = RoundResult(round_idx, "secagg", None)
     seen: set[str] = set()
 
     def screen(node: int, meta: dict[str, str]) -> str | None:
@@ -106,7 +107,8 @@ def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.n
     result.accepted = [meta.get(KEY_ORG, "?") for _, meta in outcome.survivors]
     if outcome.mean is None:
         return result
-    slack = params.l2_error_bound(expected.layout.dim)
+    result.error_bound = mean_error_bound(params, len(result.accepted))
+    slack = mean_l2_error_bound(params, len(result.accepted), expected.layout.dim)
     bound = Expected(expected.layout, expected.norm_bound + slack)
     try:
         check_sum(outcome.mean, len(result.accepted), bound)

@@ -18,9 +18,9 @@ import numpy as np
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from gt_secure.aggregation.secagg import secagg_params
+from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
-from gt_secure.app.config import AppConfig
+from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.mods import expected_for
 from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
 from gt_secure.app.task import content_hash, provider_step
@@ -29,11 +29,11 @@ from gt_secure.errors import GtSecureError
 log = logging.getLogger("gt_secure.app")
 
 
-def run_federation(grid: Grid, context: Context, cfg: AppConfig) -> dict[str, Any]:
+def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any]:
     """Run ``cfg.num_rounds`` rounds; write and return the run summary."""
-    out_dir = Path(cfg.output_dir).expanduser()
+    out_dir = Path(cfg.app.output_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    nodes = wait_for_nodes(grid, cfg.min_orgs, cfg.round_timeout)
+    nodes = wait_for_nodes(grid, cfg.min_orgs, cfg.app.round_timeout)
     if len(nodes) < cfg.min_orgs:
         raise GtSecureError(f"min_orgs must be connected, got {len(nodes)} < {cfg.min_orgs}.")
     expected = expected_for(cfg)
@@ -44,12 +44,12 @@ def run_federation(grid: Grid, context: Context, cfg: AppConfig) -> dict[str, An
         log.info("round %d: %s aggregation over %d nodes", round_idx, cfg.aggregation,
                  len(nodes))
         if cfg.aggregation == "secagg":
-            params = secagg_params(cfg.clip_norm, cfg.noise_multiplier, cfg.secagg_threshold)
+            params = round_params(cfg.clip_norm, cfg.noise_multiplier, len(nodes), cfg.secagg)
             result = secagg_round(grid, context, round_idx, global_flat, expected, params,
-                                  cfg.round_timeout)
+                                  cfg.app.round_timeout)
         else:
             result = plain_round(grid, nodes, round_idx, global_flat, expected,
-                                 cfg.round_timeout)
+                                 cfg.app.round_timeout)
         artifact = None
         if result.mean is not None:
             global_flat = (global_flat + result.mean).astype(np.float32)
@@ -74,9 +74,10 @@ def _record(result: RoundResult, num_nodes: int, artifact: Path | None) -> dict[
     }
 
 
-def _write(out_dir: Path, context: Context, cfg: AppConfig,
+def _write(out_dir: Path, context: Context, cfg: Resolved,
            rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = {"run_id": context.run_id, "config": asdict(cfg), "rounds": rounds}
+    config = asdict(cfg.app) | {k: v for k, v in asdict(cfg).items() if k not in ("app", "secagg")}
+    summary = {"run_id": context.run_id, "config": config, "rounds": rounds}
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
     tmp.replace(out_dir / "summary.json")
@@ -89,7 +90,7 @@ def make_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        cfg = AppConfig.from_run_config(context.run_config, overrides)
+        cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         summary = run_federation(grid, context, cfg)
         log.info("run %s finished: %d rounds", summary["run_id"], len(summary["rounds"]))
 

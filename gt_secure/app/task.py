@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
-from gt_secure.app.config import AppConfig
+from gt_secure.app.config import Resolved
 from gt_secure.models.config import VOCAB_SIZE, model_config
 
 LAYOUT_VERSION = 1
@@ -99,7 +99,7 @@ def _org_seed(org_id: str, round_idx: int) -> int:
 
 
 def organization_step(
-    cfg: AppConfig, org_id: str, round_idx: int, start: np.ndarray | None
+    cfg: Resolved, org_id: str, round_idx: int, start: np.ndarray | None
 ) -> tuple[np.ndarray, Layout, dict[str, object]]:
     """Train locally from ``base + start`` and return (clipped update, layout, ledger entry).
 
@@ -109,16 +109,16 @@ def organization_step(
     from a CSPRNG-seeded generator is added.
     """
     torch.set_num_threads(1)
-    layout = base_layout(cfg.base_seed)
-    model = _base_model(cfg.base_seed)
+    layout = base_layout(cfg.app.base_seed)
+    model = _base_model(cfg.app.base_seed)
     params = dict(model.named_parameters())
     if start is not None:
         _add_flat(params, layout, start)
     before = _flatten(params, layout)
     gen = torch.Generator().manual_seed(_org_seed(org_id, round_idx))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.app.learning_rate)
     model.train()
-    for _ in range(cfg.local_steps):
+    for _ in range(cfg.app.local_steps):
         tokens = torch.randint(3, VOCAB_SIZE, (4, 32), generator=gen)
         loss = model(input_ids=tokens, labels=tokens).loss
         optimizer.zero_grad()
