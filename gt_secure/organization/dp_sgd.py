@@ -7,10 +7,12 @@ by the expected batch size, take an optimizer step; ``steps`` such steps are one
 ledger's :func:`compute_epsilon`). Only the LoRA factors (PEFT) are trainable, so per-example
 gradients are needed only for ``lora_A``/``lora_B`` linears.
 
-Per-example gradients use Opacus's ``grad_sample_mode="hooks"`` (default, measured fastest here:
-see ``bench/dp_overhead.py`` and docs/benchmarks.md); ``"functorch"`` also works, ``"ew"``
-(expanded weights) fails on the PEFT Llama. The sample rate is Opacus's: ``q = 1 / ceil(N / B)``
-for ``N`` examples and expected batch size ``B``.
+Per-example gradients use Opacus's ``grad_sample_mode="hooks"`` (default: measured fastest here,
+about 1.05x a non-private step; see ``bench/dp_overhead.py`` and docs/benchmarks.md);
+``"functorch"`` and ``"ew"`` (expanded weights) also match the microbatch reference but are slower.
+``"ghost"`` clipping is not offered: it needs a ``criterion(logits, target)`` API and saves memory
+only for large layers, while the LoRA factors here are tiny. The sample rate is Opacus's:
+``q = 1 / ceil(N / B)`` for ``N`` examples and expected batch size ``B``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class DpSgdConfig(FrozenModel):
     lr: float = 3e-3
     optimizer: Literal["adam", "sgd"] = "adam"
     accountant: AccountantName = "rdp"
-    grad_sample_mode: Literal["hooks", "functorch"] = "hooks"
+    grad_sample_mode: Literal["hooks", "functorch", "ew"] = "hooks"
     max_length: int = 128
     secure_mode: bool = True
     seed: int | None = None

@@ -25,14 +25,15 @@ from gt_secure.update.lora import lora_parameters, lora_state
 from tests.organization.conftest import lora_tinylm, token_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+GradSampleMode = Literal["hooks", "functorch", "ew"]
 
 
 def _batch(data: dict[str, torch.Tensor], rows: slice) -> list[torch.Tensor]:
     return [data["input_ids"][rows], data["attention_mask"][rows], data["labels"][rows]]
 
 
-@pytest.mark.parametrize("mode", ["hooks", "functorch"])
-def test_per_sample_grads_match_microbatch_loop(mode: Literal["hooks", "functorch"]) -> None:
+@pytest.mark.parametrize("mode", ["hooks", "functorch", "ew"])
+def test_per_sample_grads_match_microbatch_loop(mode: GradSampleMode) -> None:
     # Prepare: 4 examples of different lengths (right padding)
     data = token_data(8, 24, seed=1)
     model = lora_tinylm()
