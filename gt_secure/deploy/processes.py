@@ -136,6 +136,15 @@ class ManagedProcess:
         """Everything the process wrote so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for ``text`` to appear in the log."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` s for the process to exit; its return code, or None."""
         try:
