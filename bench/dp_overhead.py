@@ -141,6 +141,9 @@ def main() -> None:
             "gradients of the LoRA factors, clipping to 1.0 and noise z=1.0 "
             "(`gt_secure.organization.dp_sgd.dp_step`). `hooks+secure` draws the noise from the "
             "OS CSPRNG (`secure_rng.csprng_normal`). Target: <= 2x.",
+            "- Read the CPU columns: on a loaded machine wall time mostly measures waiting. "
+            "Default `grad_sample_mode`: the DP mode with the lowest CPU ratio "
+            f"(`{min((m for m in times if m != 'plain'), key=lambda m: times[m][1])}` here).",
             "",
             "| mode | wall ms/step | x plain (wall) | CPU ms/step | x plain (CPU) |",
             "|---|---|---|---|---|",

@@ -18,6 +18,7 @@ only for large layers, while the LoRA factors here are tiny. The sample rate is 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import secrets
 import warnings
@@ -128,6 +129,7 @@ def sampling_plan(cfg: DpSgdConfig, n_examples: int) -> tuple[float, int]:
     return 1.0 / steps_per_epoch, cfg.steps or cfg.epochs * steps_per_epoch
 
 
+@functools.lru_cache(maxsize=64)
 def plan_dp_sgd(cfg: DpSgdConfig, n_examples: int) -> DpSgdMechanism:
     """The mechanism a run on ``n_examples`` will be (a target epsilon is solved for here)."""
     rate, steps = sampling_plan(cfg, n_examples)

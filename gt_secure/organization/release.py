@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,7 +148,7 @@ def _delta_accountant(cfg: ReleaseConfig, unit: Unit) -> tuple[float, Accountant
     return mech_cfg.delta, mech_cfg.accountant
 
 
-def prepare_release(org_id: str, texts: list[str], cfg: ReleaseConfig, ledger: Ledger,
+def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledger: Ledger,
                     signing_key: Ed25519PrivateKey, *, salt: bytes, release_id: str,
                     round: int | None = None, start: UpdateVector | None = None,
                     vector_generator: np.random.Generator | None = None) -> Release:
@@ -159,6 +160,9 @@ def prepare_release(org_id: str, texts: list[str], cfg: ReleaseConfig, ledger: L
     """
     plan = plan_release(org_id, len(texts), cfg, ledger, release_id)
     fingerprint = data_fingerprint(texts, salt)  # validates the salt before training
+    if cfg.vector_dp is not None and cfg.vector_dp.secure_mode != (vector_generator is None):
+        raise InvalidFieldError("vector_generator", type(vector_generator).__name__,
+                                "None exactly when vector_dp.secure_mode=True")
     base, tokenizer = load_base(cfg.base_model)
     model = attach_lora(copy.deepcopy(base), cfg.lora)
     layout = update_layout(model, cfg.base_model, cfg.lora)
