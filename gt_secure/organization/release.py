@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from gt_secure.errors import BudgetExceededError, InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.accountant import AccountantName, Mechanism, Unit, compute_epsilon
 from gt_secure.ledger.budget import check_budget
-from gt_secure.ledger.entry import LedgerEntry, data_fingerprint
+from gt_secure.ledger.entry import LedgerEntry, Name, data_fingerprint
 from gt_secure.ledger.store import Ledger
 from gt_secure.models.loading import load_base
 from gt_secure.organization.dp_sgd import DpSgdConfig, plan_dp_sgd, train_dp_sgd_texts
@@ -51,6 +51,7 @@ from gt_secure.update.lora import (
 from gt_secure.update.vector import UpdateVector
 
 UNITS: tuple[Unit, ...] = ("example", "organization")
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
 DEMO_DP_SGD = DpSgdConfig(target_epsilon=1.0, delta=1e-5, max_grad_norm=1.0, batch_size=32,
                           epochs=4, lr=5e-3, accountant="rdp")
 
@@ -120,6 +121,11 @@ def plan_release(org_id: str, n_examples: int, cfg: ReleaseConfig, ledger: Ledge
     """Check ids and budgets without training or writing; raise ``BudgetExceededError``."""
     if n_examples < 1:
         raise InvalidFieldError("texts", [], "non-empty")
+    for field, value in (("org_id", org_id), ("release_id", release_id)):
+        try:
+            _NAME.validate_python(value)
+        except ValidationError as err:
+            raise InvalidFieldError(field, value, "1-200 characters of [A-Za-z0-9._:/@+-]") from err
     if any(e.release_id == release_id for e in ledger.entries()):
         raise InvalidFieldError("release_id", release_id, "unused in the ledger")
     mechanisms: dict[Unit, list[Mechanism]] = {

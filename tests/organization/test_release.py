@@ -123,6 +123,8 @@ def test_reused_release_id_or_short_salt_is_refused_before_training(
         prepare_release("hospital", TEXTS, _cfg(), ledger, key, salt=SALT, release_id="h-r0")
     with pytest.raises(InvalidFieldError, match="salt must be at least 16 bytes"):
         prepare_release("hospital", TEXTS, _cfg(), ledger, key, salt=b"x", release_id="h-r1")
+    with pytest.raises(InvalidFieldError, match="org_id must be 1-200 characters"):
+        prepare_release("hospital a", TEXTS, _cfg(), ledger, key, salt=SALT, release_id="h-r1")
     insecure = _cfg(vector_dp=VectorDpConfig(noise_multiplier=1.0, secure_mode=False))
     with pytest.raises(InvalidFieldError, match="vector_generator must be None exactly when"):
         prepare_release("hospital", TEXTS, insecure, ledger, key, salt=SALT, release_id="h-r1")
