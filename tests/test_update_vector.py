@@ -18,10 +18,15 @@ def make_layout(n_layers: int, d: int, r: int = 2, base_hash: str = "ab" * 32) -
     entries = []
     for layer in range(n_layers):
         for module in ("q_proj", "v_proj"):
-            entries.append(TensorSpec(name=f"layers.{layer}.self_attn.{module}.lora_A", shape=(r, d)))
-            entries.append(TensorSpec(name=f"layers.{layer}.self_attn.{module}.lora_B", shape=(d, r)))
-    return UpdateLayout(base_model="tinylm", base_model_hash=base_hash, lora=LoraSpec(r=r),
-                        entries=tuple(entries))
+            entries.append(
+                TensorSpec(name=f"layers.{layer}.self_attn.{module}.lora_A", shape=(r, d))
+            )
+            entries.append(
+                TensorSpec(name=f"layers.{layer}.self_attn.{module}.lora_B", shape=(d, r))
+            )
+    return UpdateLayout(
+        base_model="tinylm", base_model_hash=base_hash, lora=LoraSpec(r=r), entries=tuple(entries)
+    )
 
 
 layouts = st.builds(make_layout, st.integers(1, 4), st.integers(1, 8), st.integers(1, 3))
@@ -30,8 +35,9 @@ layouts = st.builds(make_layout, st.integers(1, 4), st.integers(1, 8), st.intege
 @st.composite
 def vectors(draw: st.DrawFn) -> UpdateVector:
     layout = draw(layouts)
-    values = draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=layout.size,
-                           max_size=layout.size))
+    values = draw(
+        st.lists(st.floats(-1e6, 1e6, width=32), min_size=layout.size, max_size=layout.size)
+    )
     return UpdateVector(layout, np.array(values, dtype=np.float32))
 
 

@@ -25,7 +25,10 @@ def _utility(args: argparse.Namespace) -> int:
     from gt_secure.provider.utility import UtilityConfig
 
     shadow = ShadowConfig(**({"subsets": args.subsets} if args.subsets else {}))
-    utility = UtilityConfig(orgs=("hospital",), seeds=(0,)) if args.quick else \
-        UtilityConfig(seeds=tuple(range(args.seeds)))
+    utility = (
+        UtilityConfig(orgs=("hospital",), seeds=(0,))
+        if args.quick
+        else UtilityConfig(seeds=tuple(range(args.seeds)))
+    )
     run_utility_benchmark(shadow, TrainConfig(), utility, args.cache, args.out)
     return 0

@@ -29,10 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _set_threads() -> None:
+    """One intra-op thread by default: these models are small and a 2-core machine shared with
+    Flower actors loses far more to OpenMP spin-waiting than it gains (GT_SECURE_THREADS=n)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("GT_SECURE_THREADS", "1")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    _set_threads()
     result = args.func(args)
     return int(result or 0)
 

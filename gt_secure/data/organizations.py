@@ -16,9 +16,19 @@ from faker import Faker
 from gt_secure.errors import InvalidFieldError
 
 HOSPITAL = {
-    "cardiology": ["chest pain", "palpitations", "shortness of breath on exertion", "high blood pressure"],
+    "cardiology": [
+        "chest pain",
+        "palpitations",
+        "shortness of breath on exertion",
+        "high blood pressure",
+    ],
     "neurology": ["severe headaches", "numbness in the left arm", "dizziness", "a seizure"],
-    "orthopedics": ["a fractured wrist", "knee pain after a fall", "lower back pain", "a sprained ankle"],
+    "orthopedics": [
+        "a fractured wrist",
+        "knee pain after a fall",
+        "lower back pain",
+        "a sprained ankle",
+    ],
     "dermatology": ["an itchy rash", "a changing mole", "severe acne", "a skin infection"],
 }
 BANK = {
@@ -28,18 +38,26 @@ BANK = {
     "dining": ["restaurant", "coffee shop", "pizzeria", "sushi bar"],
 }
 LAW = {
-    "employment": ["the employee shall devote full working time to the duties of the position",
-                   "the employer shall pay the salary monthly in arrears",
-                   "either party may terminate employment with thirty days notice"],
-    "lease": ["the tenant shall pay rent on the first day of each month",
-              "the landlord shall keep the premises in good repair",
-              "the tenant shall not sublet the premises without consent"],
-    "sale": ["the seller shall deliver the goods free of defects",
-             "the buyer shall pay the purchase price upon delivery",
-             "title to the goods passes to the buyer upon payment"],
-    "confidentiality": ["the recipient shall not disclose confidential information",
-                        "confidential information shall be returned upon request",
-                        "the obligations of secrecy survive for five years"],
+    "employment": [
+        "the employee shall devote full working time to the duties of the position",
+        "the employer shall pay the salary monthly in arrears",
+        "either party may terminate employment with thirty days notice",
+    ],
+    "lease": [
+        "the tenant shall pay rent on the first day of each month",
+        "the landlord shall keep the premises in good repair",
+        "the tenant shall not sublet the premises without consent",
+    ],
+    "sale": [
+        "the seller shall deliver the goods free of defects",
+        "the buyer shall pay the purchase price upon delivery",
+        "title to the goods passes to the buyer upon payment",
+    ],
+    "confidentiality": [
+        "the recipient shall not disclose confidential information",
+        "confidential information shall be returned upon request",
+        "the obligations of secrecy survive for five years",
+    ],
 }
 LABELS: dict[str, dict[str, list[str]]] = {"hospital": HOSPITAL, "bank": BANK, "law": LAW}
 ORGANIZATIONS = tuple(LABELS)
@@ -53,30 +71,38 @@ def _date(fake: Faker) -> str:
 
 def _hospital(fake: Faker, rng: random.Random) -> tuple[str, str]:
     label = rng.choice(list(HOSPITAL))
-    body = (f"Patient {fake.name()}, age {rng.randint(18, 90)}, was admitted on "
-            f"{_date(fake)} with {rng.choice(HOSPITAL[label])}. "
-            f"Attending physician Dr. {fake.last_name()}. Notes: {fake.sentence(nb_words=8)}")
+    body = (
+        f"Patient {fake.name()}, age {rng.randint(18, 90)}, was admitted on "
+        f"{_date(fake)} with {rng.choice(HOSPITAL[label])}. "
+        f"Attending physician Dr. {fake.last_name()}. Notes: {fake.sentence(nb_words=8)}"
+    )
     return body, label
 
 
 def _bank(fake: Faker, rng: random.Random) -> tuple[str, str]:
     label = rng.choice(list(BANK))
-    body = (f"On {_date(fake)} {fake.name()} paid ${rng.randint(3, 900)}.{rng.randint(0, 99):02d} "
-            f"to {fake.company()} {rng.choice(BANK[label])} from account ending {fake.random_number(4, True)}. "
-            f"Memo: {fake.sentence(nb_words=6)}")
+    body = (
+        f"On {_date(fake)} {fake.name()} paid ${rng.randint(3, 900)}.{rng.randint(0, 99):02d} "
+        f"to {fake.company()} {rng.choice(BANK[label])} from account ending {fake.random_number(4, True)}. "
+        f"Memo: {fake.sentence(nb_words=6)}"
+    )
     return body, label
 
 
 def _law(fake: Faker, rng: random.Random) -> tuple[str, str]:
     label = rng.choice(list(LAW))
-    body = (f"Clause {rng.randint(1, 40)}. Between {fake.company()} and {fake.name()}: "
-            f"{rng.choice(LAW[label])}. Governed by the laws of {fake.state()}. "
-            f"Signed in {fake.city()} on {_date(fake)}.")
+    body = (
+        f"Clause {rng.randint(1, 40)}. Between {fake.company()} and {fake.name()}: "
+        f"{rng.choice(LAW[label])}. Governed by the laws of {fake.state()}. "
+        f"Signed in {fake.city()} on {_date(fake)}."
+    )
     return body, label
 
 
 _GENERATORS: dict[str, Callable[[Faker, random.Random], tuple[str, str]]] = {
-    "hospital": _hospital, "bank": _bank, "law": _law,
+    "hospital": _hospital,
+    "bank": _bank,
+    "law": _law,
 }
 
 

@@ -28,13 +28,16 @@ def directory_texts(n: int, seed: int) -> list[str]:
     fake = Faker("en_US")
     fake.seed_instance(seed)
     start, end = datetime.date(2015, 1, 1), datetime.date(2024, 12, 31)
-    return [f"{fake.company()} ({fake.bs()}), {fake.street_address()}, {fake.city()}. "
-            f"Contact {fake.name()}, {fake.job()}. Founded {fake.date_between(start, end).year}."
-            for _ in range(n)]
+    return [
+        f"{fake.company()} ({fake.bs()}), {fake.street_address()}, {fake.city()}. "
+        f"Contact {fake.name()}, {fake.job()}. Founded {fake.date_between(start, end).year}."
+        for _ in range(n)
+    ]
 
 
 GENERATED: dict[str, Callable[[int, int], list[str]]] = {
-    "arithmetic": arithmetic_texts, "directory": directory_texts,
+    "arithmetic": arithmetic_texts,
+    "directory": directory_texts,
 }
 SHADOW_DOMAINS = (*CORPUS_NAMES, *GENERATED)
 

@@ -18,8 +18,9 @@ def accuracy_examples(org: str, split: str = "test", n: int = 64) -> list[tuple[
     return labelled_records(org, n, seed=record_seed(org, split))
 
 
-def _ending_nll(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, body: str,
-                endings: list[str]) -> np.ndarray:
+def _ending_nll(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, body: str, endings: list[str]
+) -> np.ndarray:
     """NLL of each ending given ``body``: (n_endings,)."""
     prefix_len = len(tokenizer(body, add_special_tokens=False)["input_ids"])
     batch = encode(tokenizer, [f"{body} {ending}" for ending in endings])
@@ -29,8 +30,13 @@ def _ending_nll(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, body
 
 
 @torch.no_grad()
-def accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, org: str,
-             split: str = "test", n: int = 64) -> float:
+def accuracy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    org: str,
+    split: str = "test",
+    n: int = 64,
+) -> float:
     """Fraction of ``n`` held-out records whose label the model ranks first."""
     model.eval()
     labels = list(LABELS[org])

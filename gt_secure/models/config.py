@@ -17,11 +17,19 @@ MAX_POSITIONS = 256
 
 _SHAPES: dict[str, dict[str, int]] = {
     # ~0.46M parameters: 4 layers x d=64.
-    "tinylm": {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
-               "intermediate_size": 176},
+    "tinylm": {
+        "hidden_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 176,
+    },
     # ~3.1M parameters: 8 layers x d=160.
-    "llm": {"hidden_size": 160, "num_hidden_layers": 8, "num_attention_heads": 5,
-            "intermediate_size": 432},
+    "llm": {
+        "hidden_size": 160,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 5,
+        "intermediate_size": 432,
+    },
 }
 
 

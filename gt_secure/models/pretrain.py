@@ -53,8 +53,13 @@ def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.
 
 
 @torch.no_grad()
-def perplexity(model: LlamaForCausalLM, stream: torch.Tensor, seq_len: int = 128,
-               max_batches: int = 50, batch_size: int = 16) -> float:
+def perplexity(
+    model: LlamaForCausalLM,
+    stream: torch.Tensor,
+    seq_len: int = 128,
+    max_batches: int = 50,
+    batch_size: int = 16,
+) -> float:
     """Token-level perplexity over contiguous windows of ``stream``."""
     model.eval()
     n = (len(stream) - 1) // seq_len
@@ -68,8 +73,13 @@ def perplexity(model: LlamaForCausalLM, stream: torch.Tensor, seq_len: int = 128
     return math.exp(total / count)
 
 
-def pretrain(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase, train: torch.Tensor,
-             valid: torch.Tensor, out_dir: Path) -> dict[str, float]:
+def pretrain(
+    cfg: PretrainConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    train: torch.Tensor,
+    valid: torch.Tensor,
+    out_dir: Path,
+) -> dict[str, float]:
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(model_config(cfg.name))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1, betas=(0.9, 0.95))
@@ -77,7 +87,9 @@ def pretrain(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase, train: tor
     gen = torch.Generator().manual_seed(cfg.seed)
     start = time.time()
     for step in range(steps):
-        lr_scale = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        lr_scale = (
+            min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        )
         for group in opt.param_groups:
             group["lr"] = cfg.lr * max(lr_scale, 0.05)
         idx = torch.randint(0, len(train) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
@@ -90,7 +102,10 @@ def pretrain(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase, train: tor
         opt.step()
         if step % 200 == 0 or step == steps - 1:
             rate = (step + 1) * cfg.seq_len * cfg.batch_size / (time.time() - start)
-            print(f"[{cfg.name}] step {step}/{steps} loss {loss.item():.3f} {rate:.0f} tok/s", flush=True)
+            print(
+                f"[{cfg.name}] step {step}/{steps} loss {loss.item():.3f} {rate:.0f} tok/s",
+                flush=True,
+            )
     metrics = {
         "parameters": float(sum(p.numel() for p in model.parameters())),
         "train_tokens": float(steps * cfg.seq_len * cfg.batch_size),
@@ -100,7 +115,9 @@ def pretrain(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase, train: tor
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     save_tokenizer(tokenizer, out_dir)  # type: ignore[arg-type]
-    (out_dir / "pretrain.json").write_text(json.dumps({"config": cfg.model_dump(), **metrics}, indent=2))
+    (out_dir / "pretrain.json").write_text(
+        json.dumps({"config": cfg.model_dump(), **metrics}, indent=2)
+    )
     return metrics
 
 
@@ -122,8 +139,9 @@ def main(tokens: dict[str, int] | None = None, reuse_tokenizer: bool = False) ->
     train, valid = token_stream(tokenizer, train_texts), token_stream(tokenizer, valid_texts)
     print(f"tokenizer: {len(tokenizer)} tokens; train stream {len(train)}, validation {len(valid)}")
     for name, budget in budgets.items():
-        metrics = pretrain(PretrainConfig(name=name, tokens=budget), tokenizer, train, valid,
-                           CHECKPOINTS / name)
+        metrics = pretrain(
+            PretrainConfig(name=name, tokens=budget), tokenizer, train, valid, CHECKPOINTS / name
+        )
         print(name, metrics, flush=True)
 
 

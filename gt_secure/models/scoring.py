@@ -12,15 +12,20 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 MAX_LENGTH = 128
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-           max_length: int = MAX_LENGTH) -> dict[str, torch.Tensor]:
+def encode(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int = MAX_LENGTH
+) -> dict[str, torch.Tensor]:
     """Right-padded batch: input_ids, attention_mask (B, T) and labels with -100 on padding."""
-    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                      return_tensors="pt")
+    batch = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
     labels = batch["input_ids"].clone()
     labels[batch["attention_mask"] == 0] = -100
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
-            "labels": labels}
+    return {
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch["attention_mask"],
+        "labels": labels,
+    }
 
 
 def batches(texts: Sequence[str], batch_size: int) -> Iterator[Sequence[str]]:
@@ -43,8 +48,12 @@ def token_nll(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.T
     return (nll * mask).cpu()
 
 
-def per_text_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                  texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+def per_text_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    batch_size: int = 32,
+) -> np.ndarray:
     """Mean token NLL of each text: (N,)."""
     model.eval()
     out = []
@@ -56,8 +65,12 @@ def per_text_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-               texts: Sequence[str], batch_size: int = 32) -> float:
+def perplexity(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    batch_size: int = 32,
+) -> float:
     """Token-weighted perplexity over ``texts``."""
     model.eval()
     total, count = 0.0, 0

@@ -11,8 +11,15 @@ from peft import PeftModel
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gt_secure.models import load_base
-from gt_secure.update import LoraSpec, UpdateLayout, UpdateVector, apply_update, attach_lora
-from gt_secure.update import lora_state, update_layout
+from gt_secure.update import (
+    LoraSpec,
+    UpdateLayout,
+    UpdateVector,
+    apply_update,
+    attach_lora,
+    lora_state,
+    update_layout,
+)
 
 
 @cache
@@ -20,8 +27,9 @@ def _base(name: str) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     return load_base(name)
 
 
-def fresh_lora(name: str, spec: LoraSpec | None = None
-               ) -> tuple[PeftModel, np.ndarray, UpdateLayout, PreTrainedTokenizerFast]:
+def fresh_lora(
+    name: str, spec: LoraSpec | None = None
+) -> tuple[PeftModel, np.ndarray, UpdateLayout, PreTrainedTokenizerFast]:
     """A new LoRA-wrapped copy of base ``name``: (model, initial LoRA state, layout, tokenizer)."""
     base, tokenizer = _base(name)
     model = attach_lora(copy.deepcopy(base), spec)

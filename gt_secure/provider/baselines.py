@@ -28,16 +28,18 @@ class RidgeMap:
     Solved in the dual (P x P) since P << D; ``alpha`` is picked by leave-one-subset-out error.
     """
 
-    def __init__(self, pairs: ShadowPairs, alphas: tuple[float, ...] = (1e-2, 1e-1, 1, 10, 100,
-                                                                          1e3, 1e4)) -> None:
+    def __init__(
+        self, pairs: ShadowPairs, alphas: tuple[float, ...] = (1e-2, 1e-1, 1, 10, 100, 1e3, 1e4)
+    ) -> None:
         self.tiny_layout: UpdateLayout = pairs.tiny_layout
         self.llm_layout: UpdateLayout = pairs.llm_layout
         x = pairs.tiny.reshape(len(pairs.tiny), -1).astype(np.float64)  # (P, Dt)
         y = pairs.llm.reshape(len(pairs.llm), -1).astype(np.float64)  # (P, Dl)
         self.x_mean, self.x_std = x.mean(0), x.std(0) + 1e-12
         self.y_mean = y.mean(0)
-        self.alpha = self._select_alpha((x - self.x_mean) / self.x_std, y - self.y_mean,
-                                        pairs.subset, alphas)
+        self.alpha = self._select_alpha(
+            (x - self.x_mean) / self.x_std, y - self.y_mean, pairs.subset, alphas
+        )
         self._fit((x - self.x_mean) / self.x_std, y - self.y_mean, self.alpha)
 
     def _fit(self, xz: np.ndarray, yc: np.ndarray, alpha: float) -> None:
@@ -45,8 +47,9 @@ class RidgeMap:
         dual = np.linalg.solve(gram + alpha * np.eye(len(gram)), yc)  # (P, Dl)
         self.weights = xz.T @ dual  # (Dt, Dl)
 
-    def _select_alpha(self, xz: np.ndarray, yc: np.ndarray, subset: np.ndarray,
-                      alphas: tuple[float, ...]) -> float:
+    def _select_alpha(
+        self, xz: np.ndarray, yc: np.ndarray, subset: np.ndarray, alphas: tuple[float, ...]
+    ) -> float:
         best, best_err = alphas[0], np.inf
         groups = np.unique(subset)
         for alpha in alphas:

@@ -11,8 +11,9 @@ from gt_secure.provider.shadow import ShadowConfig, ShadowPairs, generate_shadow
 from gt_secure.provider.training import TrainConfig, Translator, evaluate_pairs, train_translator
 
 
-def split_by_subset(pairs: ShadowPairs, validation_fraction: float,
-                    seed: int = 0) -> tuple[ShadowPairs, ShadowPairs]:
+def split_by_subset(
+    pairs: ShadowPairs, validation_fraction: float, seed: int = 0
+) -> tuple[ShadowPairs, ShadowPairs]:
     """Hold out whole shadow subsets (never single checkpoints of a seen subset)."""
     subsets = np.unique(pairs.subset)
     rng = np.random.default_rng(seed)
@@ -22,8 +23,9 @@ def split_by_subset(pairs: ShadowPairs, validation_fraction: float,
     return pairs.select(~mask), pairs.select(mask)
 
 
-def compare_on_pairs(pairs: ShadowPairs, train_cfg: TrainConfig,
-                     validation_fraction: float = 0.25) -> dict[str, dict[str, float]]:
+def compare_on_pairs(
+    pairs: ShadowPairs, train_cfg: TrainConfig, validation_fraction: float = 0.25
+) -> dict[str, dict[str, float]]:
     """Held-out-subset error of the translator vs the mean-update and ridge baselines."""
     train, val = split_by_subset(pairs, validation_fraction, train_cfg.seed)
     translator, _ = train_translator(train, train_cfg)
@@ -47,12 +49,20 @@ def _baseline_error(baseline: MeanUpdate | RidgeMap, val: ShadowPairs) -> dict[s
     return {"val_relative_error": float(rel.mean()), "val_cosine": float(cos.mean())}
 
 
-def build_translator(shadow_cfg: ShadowConfig, train_cfg: TrainConfig, cache_root: Path,
-                     out_dir: Path) -> tuple[Translator, dict[str, float]]:
+def build_translator(
+    shadow_cfg: ShadowConfig, train_cfg: TrainConfig, cache_root: Path, out_dir: Path
+) -> tuple[Translator, dict[str, float]]:
     """Generate shadow pairs, train on all of them, save to ``out_dir`` with a manifest."""
     pairs = generate_shadow_pairs(shadow_cfg, cache_root)
     translator, metrics = train_translator(pairs, train_cfg)
     metrics["pairs"] = float(len(pairs.tiny))
-    translator.save(out_dir, metrics, {"shadow_config": shadow_cfg.model_dump(mode="json"),
-                                       "train_config": train_cfg.model_dump(mode="json")})
+    translator.save(
+        out_dir,
+        metrics,
+        {
+            "shadow_config": shadow_cfg.model_dump(mode="json"),
+            "train_config": train_cfg.model_dump(mode="json"),
+        },
+    )
+    pairs.save(out_dir / "shadow_pairs.safetensors")  # ships with it: tests and baselines use it
     return translator, metrics

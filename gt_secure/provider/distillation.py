@@ -16,9 +16,16 @@ from gt_secure.models.scoring import encode
 from gt_secure.update import FinetuneConfig, UpdateLayout, UpdateVector, lora_state
 
 
-def distill(student: PeftModel, teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-            texts: Sequence[str], cfg: FinetuneConfig, initial: torch.Tensor | None = None,
-            layout: UpdateLayout | None = None, temperature: float = 1.0) -> UpdateVector | None:
+def distill(
+    student: PeftModel,
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    cfg: FinetuneConfig,
+    initial: torch.Tensor | None = None,
+    layout: UpdateLayout | None = None,
+    temperature: float = 1.0,
+) -> UpdateVector | None:
     """Train the student's LoRA on KL(teacher || student); returns its update if a layout is given."""
     data = encode(tokenizer, texts, max_length=cfg.max_length)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -30,10 +37,12 @@ def distill(student: PeftModel, teacher: PreTrainedModel, tokenizer: PreTrainedT
         idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
         ids, mask = data["input_ids"][idx], data["attention_mask"][idx]  # (B, T)
         with torch.no_grad():
-            t_logp = torch.log_softmax(teacher(input_ids=ids, attention_mask=mask).logits
-                                       / temperature, dim=-1)  # (B, T, V)
-        s_logp = torch.log_softmax(student(input_ids=ids, attention_mask=mask).logits
-                                   / temperature, dim=-1)
+            t_logp = torch.log_softmax(
+                teacher(input_ids=ids, attention_mask=mask).logits / temperature, dim=-1
+            )  # (B, T, V)
+        s_logp = torch.log_softmax(
+            student(input_ids=ids, attention_mask=mask).logits / temperature, dim=-1
+        )
         kl = (t_logp.exp() * (t_logp - s_logp)).sum(-1)  # (B, T)
         loss = (kl * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)

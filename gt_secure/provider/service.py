@@ -29,22 +29,35 @@ def load_translator(directory: Path | None = None) -> Translator:
     return Translator.load(directory or SHIPPED_TRANSLATOR)
 
 
-def evaluate_models(models: dict[str, object], orgs: tuple[str, ...] = ORGANIZATIONS,
-                    eval_size: int = 64, accuracy_size: int = 32) -> tuple[dict, dict]:
+def evaluate_models(
+    models: dict[str, object],
+    orgs: tuple[str, ...] = ORGANIZATIONS,
+    eval_size: int = 64,
+    accuracy_size: int = 32,
+) -> tuple[dict, dict]:
     """Perplexity and accuracy of each named model on each organization's held-out test split."""
     _, _, _, tokenizer = fresh_lora("tinylm")
     ppl: dict[str, dict[str, float]] = {}
     acc: dict[str, dict[str, float]] = {}
     for name, model in models.items():
-        ppl[name] = {o: perplexity(model, tokenizer, org_texts(o, "test", eval_size))  # type: ignore[arg-type]
-                     for o in orgs}
-        acc[name] = {o: accuracy(model, tokenizer, o, "test", accuracy_size)  # type: ignore[arg-type]
-                     for o in orgs}
+        ppl[name] = {
+            o: perplexity(model, tokenizer, org_texts(o, "test", eval_size))  # type: ignore[arg-type]
+            for o in orgs
+        }
+        acc[name] = {
+            o: accuracy(model, tokenizer, o, "test", accuracy_size)  # type: ignore[arg-type]
+            for o in orgs
+        }
     return ppl, acc
 
 
-def finish_round(mean_update: UpdateVector, translator: Translator, out_dir: Path,
-                 orgs: tuple[str, ...] = ORGANIZATIONS, evaluate: bool = True) -> RoundResult:
+def finish_round(
+    mean_update: UpdateVector,
+    translator: Translator,
+    out_dir: Path,
+    orgs: tuple[str, ...] = ORGANIZATIONS,
+    evaluate: bool = True,
+) -> RoundResult:
     """Translate the averaged TinyLM update into an LLM update, export it, and evaluate it."""
     llm_update = translator.translate(mean_update)
     adapter_dir = export_adapter(llm_update, out_dir / "adapter")
@@ -53,8 +66,17 @@ def finish_round(mean_update: UpdateVector, translator: Translator, out_dir: Pat
     if evaluate:
         base_llm, _, _, _ = fresh_lora("llm")
         base_tiny, _, _, _ = fresh_lora("tinylm")
-        models = {"base_llm": base_llm, "tinylm_aggregated": adapted_model(mean_update),
-                  "generated_llm": adapted_model(llm_update), "base_tinylm": base_tiny}
+        models = {
+            "base_llm": base_llm,
+            "tinylm_aggregated": adapted_model(mean_update),
+            "generated_llm": adapted_model(llm_update),
+            "base_tinylm": base_tiny,
+        }
         ppl, acc = evaluate_models(models, orgs)
-    return RoundResult(adapter_dir=str(adapter_dir), llm_update_hash=llm_update.content_hash(),
-                       llm_update_norm=llm_update.l2_norm(), perplexity=ppl, accuracy=acc)
+    return RoundResult(
+        adapter_dir=str(adapter_dir),
+        llm_update_hash=llm_update.content_hash(),
+        llm_update_norm=llm_update.l2_norm(),
+        perplexity=ppl,
+        accuracy=acc,
+    )

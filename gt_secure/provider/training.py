@@ -31,8 +31,9 @@ class TrainConfig(BaseModel):
 class Translator:
     """A trained Grad-Transformer bound to the exact TinyLM and LLM layouts it was trained on."""
 
-    def __init__(self, net: GradTransformer, tiny_layout: UpdateLayout,
-                 llm_layout: UpdateLayout) -> None:
+    def __init__(
+        self, net: GradTransformer, tiny_layout: UpdateLayout, llm_layout: UpdateLayout
+    ) -> None:
         self.net = net
         self.tiny_layout = tiny_layout
         self.llm_layout = llm_layout
@@ -48,8 +49,12 @@ class Translator:
             out = self.net(tiny)[0].float().cpu().numpy()  # (L_llm, d_llm)
         return UpdateVector.from_layer_tokens(self.llm_layout, out.astype(np.float32))
 
-    def save(self, directory: Path, metrics: dict[str, float] | None = None,
-             provenance: dict[str, object] | None = None) -> None:
+    def save(
+        self,
+        directory: Path,
+        metrics: dict[str, float] | None = None,
+        provenance: dict[str, object] | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(directory / "translator.safetensors"))
@@ -70,12 +75,17 @@ class Translator:
         tiny_layout = UpdateLayout.model_validate(manifest["tiny_layout"])
         llm_layout = UpdateLayout.model_validate(manifest["llm_layout"])
         if tiny_layout.layout_hash() != manifest["tiny_layout_hash"]:
-            raise LayoutMismatchError("manifest.tiny_layout_hash", manifest["tiny_layout_hash"],
-                                      "the hash of manifest.tiny_layout")
+            raise LayoutMismatchError(
+                "manifest.tiny_layout_hash",
+                manifest["tiny_layout_hash"],
+                "the hash of manifest.tiny_layout",
+            )
         if expected_tiny is not None and expected_tiny != tiny_layout:
-            raise LayoutMismatchError("translator.tiny_layout.base_model_hash",
-                                      tiny_layout.base_model_hash,
-                                      f"{expected_tiny.base_model_hash} (the TinyLM in use)")
+            raise LayoutMismatchError(
+                "translator.tiny_layout.base_model_hash",
+                tiny_layout.base_model_hash,
+                f"{expected_tiny.base_model_hash} (the TinyLM in use)",
+            )
         net = GradTransformer(TranslatorConfig.model_validate(manifest["translator"]))
         net.load_state_dict(load_file(str(directory / "translator.safetensors")))
         net.to(best_device())
@@ -86,22 +96,29 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def train_translator(pairs: ShadowPairs, cfg: TrainConfig,
-                     translator_cfg: dict[str, int | float] | None = None,
-                     validation: ShadowPairs | None = None) -> tuple[Translator, dict[str, float]]:
+def train_translator(
+    pairs: ShadowPairs,
+    cfg: TrainConfig,
+    translator_cfg: dict[str, int | float] | None = None,
+    validation: ShadowPairs | None = None,
+) -> tuple[Translator, dict[str, float]]:
     """Fit a Grad-Transformer on shadow pairs; returns it and train/validation losses."""
     torch.manual_seed(cfg.seed)
     device = best_device()
     tiny = torch.from_numpy(pairs.tiny).float()  # (P, L_tiny, d_tiny)
     llm = torch.from_numpy(pairs.llm).float()  # (P, L_llm, d_llm)
-    net_cfg = TranslatorConfig(tiny_layers=tiny.shape[1], tiny_dim=tiny.shape[2],
-                               llm_layers=llm.shape[1], llm_dim=llm.shape[2],
-                               **(translator_cfg or {}))
+    net_cfg = TranslatorConfig(
+        tiny_layers=tiny.shape[1],
+        tiny_dim=tiny.shape[2],
+        llm_layers=llm.shape[1],
+        llm_dim=llm.shape[2],
+        **(translator_cfg or {}),
+    )
     net = GradTransformer(net_cfg)
     net.set_normalisation(tiny, llm)
     net.to(device)
-    tiny_z = ((tiny.to(device) - net.tiny_mean) / net.tiny_std)
-    llm_z = ((llm.to(device) - net.llm_mean) / net.llm_std)
+    tiny_z = (tiny.to(device) - net.tiny_mean) / net.tiny_std
+    llm_z = (llm.to(device) - net.llm_mean) / net.llm_std
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -119,7 +136,7 @@ def train_translator(pairs: ShadowPairs, cfg: TrainConfig,
             opt.step()
         sched.step()
     translator = Translator(net, pairs.tiny_layout, pairs.llm_layout)
-    metrics = {"train_loss": float(loss)}
+    metrics = {"train_loss": loss.item()}
     if validation is not None:
         metrics.update(evaluate_pairs(translator, validation))
     return translator, metrics

@@ -3,7 +3,8 @@
 Design (paper: encoder-decoder over one token per layer, MSE, teacher forcing) with the changes
 our measurements favoured (docs/benchmarks.md): a non-autoregressive decoder whose inputs are
 learned per-LLM-layer queries, per-coordinate standardisation of both update spaces (their scales
-differ by orders of magnitude across A and B factors), and an MSE + cosine loss.
+differ by orders of magnitude across A and B factors), an output layer initialised at zero (so
+training starts from the mean-update baseline), and an MSE + cosine loss.
 """
 
 from __future__ import annotations
@@ -37,11 +38,20 @@ class GradTransformer(nn.Module):
         self.input_pos = nn.Parameter(torch.randn(cfg.tiny_layers, cfg.d_model) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.llm_layers, cfg.d_model) * 0.02)
         self.transformer = nn.Transformer(
-            d_model=cfg.d_model, nhead=cfg.heads, num_encoder_layers=cfg.encoder_layers,
-            num_decoder_layers=cfg.decoder_layers, dim_feedforward=4 * cfg.d_model,
-            dropout=cfg.dropout, batch_first=True, norm_first=True,
+            d_model=cfg.d_model,
+            nhead=cfg.heads,
+            num_encoder_layers=cfg.encoder_layers,
+            num_decoder_layers=cfg.decoder_layers,
+            dim_feedforward=4 * cfg.d_model,
+            dropout=cfg.dropout,
+            batch_first=True,
+            norm_first=True,
         )
         self.output_proj = nn.Linear(cfg.d_model, cfg.llm_dim)
+        # Zero output at init = the mean shadow update (the standardisation adds it back): the
+        # translator starts at the input-blind baseline and learns input-dependent corrections.
+        nn.init.zeros_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
         # Statistics of the training pairs, stored with the weights.
         self.register_buffer("tiny_mean", torch.zeros(cfg.tiny_layers, cfg.tiny_dim))
         self.register_buffer("tiny_std", torch.ones(cfg.tiny_layers, cfg.tiny_dim))
@@ -67,8 +77,9 @@ class GradTransformer(nn.Module):
         return self.forward_normalised(tiny_z) * self.llm_std + self.llm_mean
 
 
-def translation_loss(pred_z: torch.Tensor, target_z: torch.Tensor,
-                     cosine_weight: float = 0.5) -> torch.Tensor:
+def translation_loss(
+    pred_z: torch.Tensor, target_z: torch.Tensor, cosine_weight: float = 0.5
+) -> torch.Tensor:
     """MSE in standardised space plus (1 - cosine) of the whole standardised update."""
     mse = torch.mean((pred_z - target_z) ** 2)
     cos = nn.functional.cosine_similarity(pred_z.flatten(1), target_z.flatten(1), dim=1).mean()

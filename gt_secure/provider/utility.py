@@ -18,7 +18,13 @@ from gt_secure.data.tasks import accuracy
 from gt_secure.models.scoring import perplexity
 from gt_secure.provider.adapter import fresh_lora
 from gt_secure.provider.distillation import distill
-from gt_secure.update import FinetuneConfig, UpdateVector, apply_update, extract_update, finetune_lora
+from gt_secure.update import (
+    FinetuneConfig,
+    UpdateVector,
+    apply_update,
+    extract_update,
+    finetune_lora,
+)
 
 Translate = Callable[[UpdateVector], UpdateVector]
 
@@ -28,14 +34,14 @@ class UtilityConfig(BaseModel):
 
     orgs: tuple[str, ...] = ("hospital", "bank", "law")
     seeds: tuple[int, ...] = (0, 1, 2)
-    steps: int = Field(48, ge=1)
-    batch_size: int = 16
+    steps: int = Field(16, ge=1)  # same regime as the shadow fine-tunes
+    batch_size: int = 32
     lr: float = 3e-3
     max_length: int = 64
     train_size: int = 256
     eval_size: int = 96
     accuracy_size: int = 48
-    distill_steps: int = 48
+    distill_steps: int = 16
 
 
 class Score(BaseModel):
@@ -48,15 +54,22 @@ class Score(BaseModel):
 
 def _score(model, tokenizer, org: str, cfg: UtilityConfig) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     texts = org_texts(org, "test", cfg.eval_size)
-    return perplexity(model, tokenizer, texts), accuracy(model, tokenizer, org, "test",
-                                                          cfg.accuracy_size)
+    return perplexity(model, tokenizer, texts), accuracy(
+        model, tokenizer, org, "test", cfg.accuracy_size
+    )
 
 
-def evaluate_org(org: str, seed: int, methods: dict[str, Translate], cfg: UtilityConfig,
-                 distillation: bool = True) -> list[Score]:
+def evaluate_org(
+    org: str,
+    seed: int,
+    methods: dict[str, Translate],
+    cfg: UtilityConfig,
+    distillation: bool = True,
+) -> list[Score]:
     """Fine-tune TinyLM and LLM on ``org``, then score every method's LLM on its test split."""
-    ft = FinetuneConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                        max_length=cfg.max_length)
+    ft = FinetuneConfig(
+        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, max_length=cfg.max_length
+    )
     train = org_texts(org, "train", cfg.train_size)
     scores: list[Score] = []
 
@@ -77,9 +90,12 @@ def evaluate_org(org: str, seed: int, methods: dict[str, Translate], cfg: Utilit
         record(name, llm)
     if distillation:
         student, student_init, _, _ = fresh_lora("llm")
-        public = shadow_subset(random_domain_weights(__import__("random").Random(seed)),
-                               cfg.train_size, seed)
-        distill(student, tiny, tokenizer, public, ft.model_copy(update={"steps": cfg.distill_steps}))
+        public = shadow_subset(
+            random_domain_weights(__import__("random").Random(seed)), cfg.train_size, seed
+        )
+        distill(
+            student, tiny, tokenizer, public, ft.model_copy(update={"steps": cfg.distill_steps})
+        )
         record("distillation", student)
     direct, _, _, _ = fresh_lora("llm")
     finetune_lora(direct, tokenizer, train, ft)

@@ -12,6 +12,18 @@ from gt_secure.update.lora import (
 )
 from gt_secure.update.vector import UpdateVector
 
-__all__ = ["LAYOUT_VERSION", "FinetuneConfig", "LoraSpec", "TensorSpec", "UpdateLayout",
-           "UpdateVector", "apply_update", "attach_lora", "extract_update", "finetune_lora",
-           "lora_parameters", "lora_state", "update_layout"]
+__all__ = [
+    "LAYOUT_VERSION",
+    "FinetuneConfig",
+    "LoraSpec",
+    "TensorSpec",
+    "UpdateLayout",
+    "UpdateVector",
+    "apply_update",
+    "attach_lora",
+    "extract_update",
+    "finetune_lora",
+    "lora_parameters",
+    "lora_state",
+    "update_layout",
+]

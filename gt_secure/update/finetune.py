@@ -22,9 +22,13 @@ class FinetuneConfig(BaseModel):
     max_length: int = Field(128, ge=8)
 
 
-def finetune_lora(model: PeftModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-                  cfg: FinetuneConfig,
-                  on_step: Callable[[int, float], None] | None = None) -> list[float]:
+def finetune_lora(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    cfg: FinetuneConfig,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
     """Train only the LoRA factors of ``model`` on ``texts`` with AdamW; returns step losses.
 
     ``on_step(step, loss)`` runs after every optimizer step (1-based), e.g. to take checkpoints.

@@ -24,8 +24,14 @@ _PEFT_NAME = re.compile(r"^(?:base_model\.model\.)?(?:model\.)?(.*)\.(lora_[AB])
 def attach_lora(model: PreTrainedModel, spec: LoraSpec | None = None) -> PeftModel:
     """Wrap ``model`` with a freshly, reproducibly initialised LoRA adapter (only LoRA trains)."""
     spec = spec or LoraSpec()
-    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules=list(spec.target_modules),
-                        lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        target_modules=list(spec.target_modules),
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.init_seed)
         peft_model = get_peft_model(model, config)
@@ -49,15 +55,22 @@ def _sort_key(name: str) -> tuple[int, str]:
 
 def update_layout(model: PeftModel, base_model: str, spec: LoraSpec | None = None) -> UpdateLayout:
     """The layout of update vectors of this LoRA-wrapped base model."""
-    entries = tuple(TensorSpec(name=n, shape=tuple(p.shape)) for n, p in lora_parameters(model).items())
-    return UpdateLayout(base_model=base_model, base_model_hash=base_model_hash(base_model),
-                        lora=spec or LoraSpec(), entries=entries)
+    entries = tuple(
+        TensorSpec(name=n, shape=tuple(p.shape)) for n, p in lora_parameters(model).items()
+    )
+    return UpdateLayout(
+        base_model=base_model,
+        base_model_hash=base_model_hash(base_model),
+        lora=spec or LoraSpec(),
+        entries=entries,
+    )
 
 
 def lora_state(model: PeftModel) -> np.ndarray:
     """Current LoRA factors as one flat float32 array, in layout order."""
-    return np.concatenate([p.detach().float().cpu().reshape(-1).numpy()
-                           for p in lora_parameters(model).values()]).astype(np.float32)
+    return np.concatenate(
+        [p.detach().float().cpu().reshape(-1).numpy() for p in lora_parameters(model).values()]
+    ).astype(np.float32)
 
 
 def extract_update(model: PeftModel, initial: np.ndarray, layout: UpdateLayout) -> UpdateVector:
@@ -66,8 +79,9 @@ def extract_update(model: PeftModel, initial: np.ndarray, layout: UpdateLayout) 
 
 
 @torch.no_grad()
-def apply_update(model: PeftModel, initial: np.ndarray, update: UpdateVector,
-                 layout: UpdateLayout) -> None:
+def apply_update(
+    model: PeftModel, initial: np.ndarray, update: UpdateVector, layout: UpdateLayout
+) -> None:
     """Set the LoRA factors to ``initial + update`` after checking the layout."""
     update.check_compatible(layout)
     params = lora_parameters(model)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import ValidationError
-from safetensors.numpy import load_file, save_file
 from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from gt_secure.errors import LayoutMismatchError, UpdateVectorError
 from gt_secure.update.layout import LAYOUT_VERSION, UpdateLayout
@@ -21,8 +21,9 @@ class UpdateVector:
 
     def __init__(self, layout: UpdateLayout, flat: np.ndarray) -> None:
         if not isinstance(flat, np.ndarray) or flat.ndim != 1:
-            raise UpdateVectorError("flat.shape", getattr(flat, "shape", type(flat).__name__),
-                                    "a 1-D numpy array")
+            raise UpdateVectorError(
+                "flat.shape", getattr(flat, "shape", type(flat).__name__), "a 1-D numpy array"
+            )
         if flat.dtype != np.float32:
             raise UpdateVectorError("flat.dtype", str(flat.dtype), "float32")
         if flat.shape[0] != layout.size:
@@ -67,8 +68,10 @@ class UpdateVector:
         return cls(layout, flat)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        return {e.name: torch.from_numpy(self.flat[s:t].copy()).view(e.shape)
-                for e, s, t in self.layout.offsets()}
+        return {
+            e.name: torch.from_numpy(self.flat[s:t].copy()).view(e.shape)
+            for e, s, t in self.layout.offsets()
+        }
 
     def replace(self, flat: np.ndarray) -> UpdateVector:
         """Same layout, new values (e.g. after clipping and noise)."""
@@ -80,8 +83,11 @@ class UpdateVector:
         mine = self.layout
         for field in ("version", "base_model", "base_model_hash", "lora", "entries", "dtype"):
             if getattr(mine, field) != getattr(layout, field):
-                raise LayoutMismatchError(f"layout.{field}", _short(getattr(mine, field)),
-                                          f"{_short(getattr(layout, field))} (the expected layout)")
+                raise LayoutMismatchError(
+                    f"layout.{field}",
+                    _short(getattr(mine, field)),
+                    f"{_short(getattr(layout, field))} (the expected layout)",
+                )
 
     # --- serialization -------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -98,7 +104,9 @@ class UpdateVector:
         return cls._from_parts(header.get("__metadata__", {}), load(data))
 
     def save(self, path: str | Path) -> None:
-        save_file({"flat": self.flat}, str(path), metadata={"layout": self.layout.model_dump_json()})
+        save_file(
+            {"flat": self.flat}, str(path), metadata={"layout": self.layout.model_dump_json()}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> UpdateVector:
@@ -124,8 +132,10 @@ class UpdateVector:
         return cls(layout, tensors["flat"])
 
     def __repr__(self) -> str:
-        return (f"UpdateVector(base={self.layout.base_model}, size={self.layout.size}, "
-                f"norm={self.l2_norm():.4g})")
+        return (
+            f"UpdateVector(base={self.layout.base_model}, size={self.layout.size}, "
+            f"norm={self.l2_norm():.4g})"
+        )
 
 
 def _short(value: object) -> object:
