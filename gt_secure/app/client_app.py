@@ -6,7 +6,6 @@ the SuperNode's ``--node-config 'org-id="..."'`` (simulation: ``org-<partition-i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,15 +15,16 @@ from flwr.clientapp import ClientApp
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
 from gt_secure.app.mods import make_update_guard, secagg_route_mod
-from gt_secure.app.task import content_hash, organization_step
+from gt_secure.app.steps import organization_step
+from gt_secure.app.task import content_hash
 
 
 def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
     """Run this organization's step for the round in ``msg``; return the outgoing payload."""
     org_id = org_id_of(context.node_config)
     round_idx, start = read_request(msg.content)
-    flat, layout, entry = organization_step(cfg, org_id, round_idx, start)
-    ledger = json.dumps(entry, sort_keys=True)
+    flat, layout, ledger = organization_step(cfg, context.node_config, org_id, context.run_id,
+                                             round_idx, start)
     return UpdatePayload(org_id, flat, layout.to_json(), ledger, content_hash(flat))
 
 

@@ -17,6 +17,7 @@ from gt_secure.protocols import load_protocol
 
 AGGREGATIONS = {"plain": "plain", "secagg+": "secagg"}
 SECAGG_SOURCES = ("spec", "auto")
+LOCAL_STEPS = ("torch-step", "dp-release")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class AppConfig:
     base_seed: int = 0
     local_steps: int = 2
     learning_rate: float = 1e-3
+    local_step: str = "torch-step"
 
     def __post_init__(self) -> None:
         problems: list[InvalidFieldError] = []
@@ -58,6 +60,7 @@ class AppConfig:
         need(self.round_timeout > 0, "round_timeout", "> 0")
         need(self.local_steps >= 1, "local_steps", ">= 1")
         need(self.learning_rate > 0, "learning_rate", "> 0")
+        need(self.local_step in LOCAL_STEPS, "local_step", f"one of {LOCAL_STEPS}")
         if problems:
             first = problems[0]
             for other in problems[1:]:
@@ -117,11 +120,16 @@ class Resolved:
 
 
 def org_id_of(node_config: Mapping[str, Any]) -> str:
-    """Organization of a SuperNode: ``org-id`` from its node config, else ``org-<partition-id>``."""
+    """Organization of a SuperNode: ``org-id`` from its node config; in simulation, the
+    ``partition-id``-th of :data:`gt_secure.data.organizations.ORGANIZATIONS`, else
+    ``org-<partition-id>``."""
     if "org-id" in node_config:
         org = str(node_config["org-id"])
     elif "partition-id" in node_config:
-        org = f"org-{node_config['partition-id']}"
+        from gt_secure.data.organizations import ORGANIZATIONS
+
+        pid = int(node_config["partition-id"])
+        org = ORGANIZATIONS[pid] if pid < len(ORGANIZATIONS) else f"org-{pid}"
     else:
         raise InvalidFieldError("node_config.org-id", None, "set on every SuperNode")
     if not org or len(org) > 64:

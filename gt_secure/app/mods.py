@@ -17,7 +17,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.messages import is_secagg, read_reply
-from gt_secure.app.task import base_layout
+from gt_secure.app.steps import expected_layout
 from gt_secure.app.validation import Expected, norm_bound, validate_update
 
 
@@ -30,7 +30,7 @@ def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) 
 
 def expected_for(cfg: Resolved) -> Expected:
     """Layout and norm bound every update of this run must satisfy."""
-    layout = base_layout(cfg.app.base_seed)
+    layout = expected_layout(cfg)
     return Expected(layout, norm_bound(cfg.clip_norm, cfg.noise_multiplier, layout.dim))
 
 

@@ -23,7 +23,8 @@ from gt_secure.aggregation.secagg_round import wait_for_nodes
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.mods import expected_for
 from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
-from gt_secure.app.task import content_hash, provider_step
+from gt_secure.app.steps import provider_step
+from gt_secure.app.task import content_hash
 from gt_secure.errors import GtSecureError
 
 log = logging.getLogger("gt_secure.app")
@@ -53,13 +54,14 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         artifact = None
         if result.mean is not None:
             global_flat = (global_flat + result.mean).astype(np.float32)
-            artifact = provider_step(global_flat, expected.layout, round_idx, out_dir)
+            artifact = provider_step(cfg, global_flat, expected.layout, round_idx, out_dir)
         rounds.append(_record(result, len(nodes), artifact))
         _write(out_dir, context, cfg, rounds)
     return _write(out_dir, context, cfg, rounds)
 
 
-def _record(result: RoundResult, num_nodes: int, artifact: Path | None) -> dict[str, Any]:
+def _record(result: RoundResult, num_nodes: int,
+            artifact: dict[str, Any] | None) -> dict[str, Any]:
     mean = result.mean
     return {
         "round": result.round,
@@ -70,7 +72,7 @@ def _record(result: RoundResult, num_nodes: int, artifact: Path | None) -> dict[
         "mean_l2_norm": None if mean is None else float(np.linalg.norm(mean)),
         "mean_hash": None if mean is None else content_hash(mean.astype(np.float32)),
         "mean_error_bound": result.error_bound,
-        "artifact": None if artifact is None else str(artifact),
+        "provider": artifact,
     }
 
 

@@ -37,6 +37,7 @@ class Layout:
     base_model: str
     base_model_hash: str
     entries: tuple[tuple[str, tuple[int, ...]], ...]
+    lora: str = ""  # canonical JSON of the LoRA spec (empty: full-weight deltas)
 
     @property
     def dim(self) -> int:
@@ -50,6 +51,7 @@ class Layout:
             "base_model": self.base_model,
             "base_model_hash": self.base_model_hash,
             "entries": [[name, list(shape)] for name, shape in self.entries],
+            "lora": self.lora,
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
@@ -59,7 +61,7 @@ class Layout:
         body = json.loads(text)
         entries = tuple((str(n), tuple(int(s) for s in shape)) for n, shape in body["entries"])
         return cls(int(body["version"]), str(body["base_model"]),
-                   str(body["base_model_hash"]), entries)
+                   str(body["base_model_hash"]), entries, str(body.get("lora", "")))
 
 
 def _base_model(seed: int) -> LlamaForCausalLM:

@@ -83,6 +83,7 @@ def check_metadata(org_id: str, layout_json: str, expected: Expected) -> Layout:
         ("version", layout.version, want.version),
         ("base_model", layout.base_model, want.base_model),
         ("base_model_hash", layout.base_model_hash, want.base_model_hash),
+        ("lora", layout.lora, want.lora),
     )
     for name, got, wanted in pairs:
         if got != wanted:

@@ -45,7 +45,8 @@ def test_bad_config_is_refused_with_every_problem() -> None:
 
 def test_org_id_comes_from_node_config() -> None:
     assert org_id_of({"org-id": "hospital"}) == "hospital"
-    assert org_id_of({"partition-id": 2, "num-partitions": 3}) == "org-2"
+    assert org_id_of({"partition-id": 2, "num-partitions": 3}) == "law"
+    assert org_id_of({"partition-id": 5, "num-partitions": 6}) == "org-5"
     with pytest.raises(InvalidFieldError, match="node_config.org-id"):
         org_id_of({})
 

@@ -61,7 +61,7 @@ def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
     # Prepare: 4 organizations; three send bad updates in round 1, one crashes in round 2.
     overrides = {"protocol": "plain", "num-rounds": 2, "min-orgs": 4, "clip-norm": 1.0,
                  "noise-multiplier": 0.0}
-    faults = {("org-1", 1): "nan", ("org-2", 1): "norm", ("org-3", 1): "base-hash",
+    faults = {("bank", 1): "nan", ("law", 1): "norm", ("org-3", 1): "base-hash",
               ("org-3", 2): "crash"}
 
     # Execute
@@ -69,21 +69,21 @@ def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
 
     # Assert: each refusal names the organization and the field; the round went on.
     first, second = summary["rounds"]
-    assert first["accepted"] == ["org-0"]
+    assert first["accepted"] == ["hospital"]
     assert rejected(first) == {
-        "org-1": "update[org-1].flat.non_finite_count",
-        "org-2": "update[org-2].l2_norm",
+        "bank": "update[bank].flat.non_finite_count",
+        "law": "update[law].l2_norm",
         "org-3": "update[org-3].layout.base_model_hash",
     }
     for rejection in first["rejections"]:
         assert rejection["org_id"] in rejection["message"]
         assert rejection["field"] in rejection["message"]
-    assert second["accepted"] == ["org-0", "org-1", "org-2"]
+    assert second["accepted"] == ["bank", "hospital", "law"]
     assert [r["field"] for r in second["rejections"]] == ["reply"]
     assert "organization process died" in second["rejections"][0]["message"]
     # Assert: the aggregate is exactly the mean of the accepted updates, round after round.
     dim = global_after(tmp_path, 1, 0).size
-    for record, orgs in ((first, ["org-0"]), (second, ["org-0", "org-1", "org-2"])):
+    for record, orgs in ((first, ["hospital"]), (second, ["bank", "hospital", "law"])):
         start = global_after(tmp_path, record["round"] - 1, dim)
         expected = (start + reference_mean(overrides, orgs, record["round"], start))
         got = global_after(tmp_path, record["round"], dim)
@@ -92,12 +92,12 @@ def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
 
 def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: Path) -> None:
     # Prepare: 3 organizations, SecAgg+ with a majority threshold (one dropout tolerated).
-    # Round 1: org-2 dies after the key exchange. Round 2: org-1's own guard refuses its
-    # over-norm update. Round 3: org-0 bypasses its guard with a foreign base-model hash and
+    # Round 1: law dies after the key exchange. Round 2: bank's own guard refuses its
+    # over-norm update. Round 3: hospital bypasses its guard with a foreign base-model hash and
     # the provider screens it out of the sum on the plaintext metadata.
     overrides = {"protocol": "dp-secagg", "num-rounds": 3, "min-orgs": 3, "clip-norm": 1.0,
                  "noise-multiplier": 0.0, "secagg-params": "auto"}
-    faults = {("org-2", 1): "crash", ("org-1", 2): "guarded-norm", ("org-0", 3): "base-hash"}
+    faults = {("law", 1): "crash", ("bank", 2): "guarded-norm", ("hospital", 3): "base-hash"}
 
     # Execute
     summary = simulate(tmp_path, overrides, faults, num_nodes=3)
@@ -105,10 +105,10 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
     # Assert: who was dropped, and why, per round.
     rounds = summary["rounds"]
     assert [r["accepted"] for r in rounds] == [
-        ["org-0", "org-1"], ["org-0", "org-2"], ["org-1", "org-2"]]
+        ["bank", "hospital"], ["hospital", "law"], ["bank", "law"]]
     assert [r["field"] for r in rounds[0]["rejections"]] == ["reply"]
-    assert rejected(rounds[1]) == {"org-1": "update[org-1].l2_norm"}
-    assert rejected(rounds[2]) == {"org-0": "update[org-0].layout.base_model_hash"}
+    assert rejected(rounds[1]) == {"bank": "update[bank].l2_norm"}
+    assert rejected(rounds[2]) == {"hospital": "update[hospital].layout.base_model_hash"}
     # Assert: the decoded SecAgg+ mean equals the plain mean within the documented bound.
     dim = global_after(tmp_path, 1, 0).size
     for record in rounds:
@@ -121,3 +121,25 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
         assert 0 < record["mean_error_bound"] < 1e-6
         assert float(np.max(np.abs(got - exact))) <= bound
         assert float(np.max(np.abs(exact))) > 100 * bound  # the check is not vacuous
+
+
+@pytest.mark.slow
+def test_real_dp_release_through_secagg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: the packaged dp-secagg protocol as specified (DP-SGD, sigma = 1 vector noise,
+    # pinned SecAgg+ parameters), with the organizations' real release step.
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
+    overrides = {"protocol": "dp-secagg", "local-step": "dp-release", "num-rounds": 1}
+
+    # Execute
+    summary = simulate(tmp_path / "out", overrides, {}, num_nodes=3)
+
+    # Assert: everyone contributed, each organization's ledger recorded its release, and the
+    # mean's norm sits in the band the noise implies (sqrt(D / 3) for sigma = 1).
+    (record,) = summary["rounds"]
+    assert record["accepted"] == ["bank", "hospital", "law"] and record["rejections"] == []
+    assert record["provider"]["tinylm_update_hash"]
+    dim = 2048
+    assert 0.7 * (dim / 3) ** 0.5 < record["mean_l2_norm"] < 1.3 * (dim / 3) ** 0.5
+    for org in ("bank", "hospital", "law"):
+        lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
+        assert {json.loads(line)["round"] for line in lines} == {1}

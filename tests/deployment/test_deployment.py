@@ -46,7 +46,8 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
 
     # Execute: submit the app over TLS with `flwr run`.
     out = tmp_path / "out"
-    run_id = federation.run({"protocol": "plain", "num-rounds": 1, "min-orgs": len(ORGS),
+    run_id = federation.run({"protocol": "plain", "local-step": "torch-step",
+                             "num-rounds": 1, "min-orgs": len(ORGS),
                              "clip-norm": 1.0, "noise-multiplier": 0.0,
                              "output-dir": str(out), "round-timeout": 500.0})
     record = federation.wait_run(run_id, timeout=600)
