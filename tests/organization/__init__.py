@@ -1,0 +1,1 @@
+"""Tests of the organization node (DP-SGD, vector DP, release)."""
