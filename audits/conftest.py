@@ -3,8 +3,9 @@
 Environment:
   GT_SECURE_AUDIT_BASE     "auto" (default: shipped TinyLM checkpoint if present, else a
                            randomly initialised TinyLM with the byte tokenizer) or "random".
-  GT_SECURE_AUDIT_DP_HOOK  "package.module:function" returning a DPTrainingHook (the DP
-                           pipeline under audit); the planted-bug tests skip without it.
+  GT_SECURE_AUDIT_DP_HOOK  "package.module:function" returning a DPTrainingHook: overrides the
+                           default hook, the organization's Opacus DP-SGD
+                           (:func:`gt_secure.audit.dp_pipeline.dp_sgd_hook`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from faker import Faker
 from torch import nn
 from transformers import LlamaForCausalLM
 
+from gt_secure.audit.canary import CanaryManifest, make_manifest
+from gt_secure.audit.dp_pipeline import dp_sgd_hook
 from gt_secure.audit.finetune import TrainFn, full_finetune_trainer
 from gt_secure.audit.hooks import DPTrainingHook, load_hook
 from gt_secure.audit.tokens import ByteTokenizer
 from gt_secure.models.config import model_config
+
+DP_CANARIES = 64  # default suite: the ledger-linked audits
+HOOK_CANARIES = 128  # slow suite: the DPTrainingHook audits
+HOOK_SEED = 1
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,9 +78,27 @@ def nonprivate_train(base: tuple[nn.Module, Any]) -> TrainFn:
 
 
 @pytest.fixture(scope="session")
-def dp_hook() -> DPTrainingHook:
-    """The DP pipeline under audit, from ``GT_SECURE_AUDIT_DP_HOOK``."""
+def shipped(base: tuple[nn.Module, Any]) -> tuple[nn.Module, Any]:
+    """The shipped TinyLM and BPE tokenizer (the organization's DP-SGD needs both)."""
+    if isinstance(base[1], ByteTokenizer):
+        pytest.skip("the DP pipeline audits need the shipped TinyLM checkpoint")
+    return base
+
+
+@pytest.fixture(scope="session")
+def hook_manifest() -> CanaryManifest:
+    """The canaries of the DPTrainingHook audits (independent fair coins)."""
+    return make_manifest(HOOK_CANARIES, canary_seed=HOOK_SEED, split_seed=HOOK_SEED)
+
+
+@pytest.fixture(scope="session")
+def dp_hook(base: tuple[nn.Module, Any], public_texts: list[str],
+            hook_manifest: CanaryManifest) -> DPTrainingHook:
+    """The DP pipeline under audit: ``GT_SECURE_AUDIT_DP_HOOK`` if set, else Opacus DP-SGD."""
     spec = os.environ.get("GT_SECURE_AUDIT_DP_HOOK")
-    if not spec:
-        pytest.skip("set GT_SECURE_AUDIT_DP_HOOK=package.module:function to audit a DP trainer")
-    return load_hook(spec)
+    if spec:
+        return load_hook(spec)
+    if isinstance(base[1], ByteTokenizer):
+        pytest.skip("the default DP hook needs the shipped TinyLM checkpoint")
+    model, tokenizer = base
+    return dp_sgd_hook(model, tokenizer, len(public_texts) + len(hook_manifest.members))
