@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from audit_settings import HOOK_CANARIES, HOOK_SEED
 from faker import Faker
 from torch import nn
 from transformers import LlamaForCausalLM
@@ -26,10 +27,6 @@ from gt_secure.audit.finetune import TrainFn, full_finetune_trainer
 from gt_secure.audit.hooks import DPTrainingHook, load_hook
 from gt_secure.audit.tokens import ByteTokenizer
 from gt_secure.models.config import model_config
-
-DP_CANARIES = 64  # default suite: the ledger-linked audits
-HOOK_CANARIES = 128  # slow suite: the DPTrainingHook audits
-HOOK_SEED = 1
 
 
 @pytest.fixture(scope="session", autouse=True)

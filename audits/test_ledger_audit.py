@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DP_CANARIES
+from audit_settings import DP_CANARIES
 
 from gt_secure.audit.canary import make_manifest
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer, with_noise

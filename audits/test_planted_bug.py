@@ -1,26 +1,27 @@
-"""Planted DP bug: with the noise switched off, the audit must contradict the ledger's claim.
+"""Planted DP bugs: with the noise or the clipping silently off, the audit contradicts the claim.
 
-The DP pipeline is plugged in through ``GT_SECURE_AUDIT_DP_HOOK`` (see conftest). The contract
-test runs now with the auditor's non-private trainer standing in for ``noise_multiplier=0``.
+The DP pipeline is the organization's Opacus DP-SGD (``dp_hook`` in conftest; override with
+``GT_SECURE_AUDIT_DP_HOOK``). The contract test runs the auditor's non-private trainer in the
+role of ``make_train(0.0)``; the pipeline tests (slow) use 128 canaries, each inserted once (a
+repeated canary would be a group of examples, whose epsilon is larger than the claim).
 """
 
 from __future__ import annotations
 
 import pytest
-from audit_settings import CLAIMED_EPSILON, DELTA
+from audit_settings import CLAIMED_EPSILON, DELTA, HOOK_CANARIES, HOOK_SEED
 
 from gt_secure.audit.attacks import LossAttack
 from gt_secure.audit.canary import run_canary_audit
+from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, dp_sgd_hook, dp_sgd_trainer, with_noise
 from gt_secure.audit.hooks import DPTrainingHook
-
-N_CANARIES = 64
 
 
 def _audit(hook: DPTrainingHook, noise_multiplier: float, tokenizer, public_texts):
     return run_canary_audit(hook.make_train(noise_multiplier), public_texts,
                             LossAttack(tokenizer), claimed_epsilon=hook.claimed_epsilon,
-                            delta=hook.delta, n_canaries=N_CANARIES, repeats=4,
-                            organization=f"noise={noise_multiplier}")
+                            delta=hook.delta, n_canaries=HOOK_CANARIES, canary_seed=HOOK_SEED,
+                            split_seed=HOOK_SEED, organization=f"noise={noise_multiplier:g}")
 
 
 def test_hook_contract_flags_disabled_noise(base, nonprivate_train):
@@ -43,4 +44,23 @@ def test_dp_pipeline_with_noise_passes(dp_hook, base, public_texts):
 @pytest.mark.slow
 def test_dp_pipeline_without_noise_is_flagged(dp_hook, base, public_texts):
     result = _audit(dp_hook, 0.0, base[1], public_texts)
+    assert result.metrics.auc >= 0.9
+    assert result.verdict == "FAIL", result.empirical_epsilon
+
+
+@pytest.mark.slow
+def test_dp_pipeline_without_clipping_is_flagged(shipped, public_texts, hook_manifest):
+    """Clipping off (C = 1e6) with the noise still calibrated to the nominal C = 1."""
+    model, tokenizer = shipped
+    nominal = dp_sgd_hook(model, tokenizer, len(public_texts) + len(hook_manifest.members))
+    huge = 1e6
+
+    def unclipped(cfg):  # the bug: std = z * C_nominal, but per-example gradients not clipped
+        return dp_sgd_trainer(model, tokenizer, with_noise(
+            cfg, cfg.noise_multiplier * AUDIT_DP_SGD.max_grad_norm / huge, max_grad_norm=huge))
+
+    hook = dp_sgd_hook(model, tokenizer, len(public_texts) + len(hook_manifest.members),
+                       trainer=unclipped)
+    assert hook.claimed_epsilon == nominal.claimed_epsilon
+    result = _audit(hook, hook.noise_multiplier, tokenizer, public_texts)
     assert result.verdict == "FAIL", result.empirical_epsilon

@@ -17,6 +17,7 @@ from gt_secure.audit.canary import (
     make_manifest,
     run_canary_audit,
 )
+from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, dp_sgd_hook, dp_sgd_trainer
 from gt_secure.audit.empirical_epsilon import (
     EpsilonBound,
     clopper_pearson_epsilon,
@@ -25,6 +26,7 @@ from gt_secure.audit.empirical_epsilon import (
 )
 from gt_secure.audit.finetune import TrainFn, finetune_causal_lm, full_finetune_trainer
 from gt_secure.audit.hooks import DPTrainingHook, load_hook
+from gt_secure.audit.ledger_audit import LedgerClaim, audit_release, ledger_claim
 from gt_secure.audit.metrics import AttackMetrics, attack_metrics, roc_auc, roc_curve
 from gt_secure.audit.report import AuditReport, build_report
 from gt_secure.audit.results import AuditResult
@@ -32,6 +34,7 @@ from gt_secure.audit.tokens import ByteTokenizer
 
 __all__ = [
     "ATTACKS",
+    "AUDIT_DP_SGD",
     "AttackMetrics",
     "AuditReport",
     "AuditResult",
@@ -39,6 +42,7 @@ __all__ = [
     "CanaryManifest",
     "DPTrainingHook",
     "EpsilonBound",
+    "LedgerClaim",
     "LossAttack",
     "MembershipAttack",
     "MinKProbAttack",
@@ -47,12 +51,16 @@ __all__ = [
     "ZlibAttack",
     "attack_metrics",
     "audit_model",
+    "audit_release",
     "build_report",
     "clopper_pearson_epsilon",
+    "dp_sgd_hook",
+    "dp_sgd_trainer",
     "finetune_causal_lm",
     "full_finetune_trainer",
     "generate_canaries",
     "insert_canaries",
+    "ledger_claim",
     "load_hook",
     "make_attack",
     "make_manifest",

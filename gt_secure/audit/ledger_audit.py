@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from faker import Faker
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from gt_secure.audit.attacks import LossAttack, MembershipAttack
@@ -67,6 +68,13 @@ def ledger_claim(ledger: Ledger, release_id: str) -> LedgerClaim:
         raise InvalidFieldError("mechanisms", len(found[0].mechanisms),
                                 "exactly one DP-SGD mechanism on the audited entry")
     return LedgerClaim(found[0], mechanisms[0])
+
+
+def faker_public_texts(n: int = 32, seed: int = 123) -> list[str]:
+    """Canary-free public stand-in data: ``n`` seeded Faker sentences of 10 words."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    return [fake.sentence(nb_words=10) for _ in range(n)]
 
 
 def audit_config(mechanism: DpSgdMechanism, n_members: int, n_public: int, *,
