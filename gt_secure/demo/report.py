@@ -1,0 +1,111 @@
+"""After the federation: verify and report every ledger, evaluate and audit the released models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from gt_secure.data.organizations import ORGANIZATIONS, org_texts
+
+MEMBERS = 64  # training texts per organization in a simulated round (release_step's default)
+
+
+def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
+    """Verify each organization's ledger against its public key; write an HTML report each."""
+    from gt_secure.ledger.report import html_report
+    from gt_secure.ledger.signing import load_trusted_keys
+    from gt_secure.ledger.store import Ledger
+    from gt_secure.ledger.verify import verify_ledger
+
+    results: dict[str, dict[str, Any]] = {}
+    reports = out / "reports"
+    reports.mkdir(exist_ok=True)
+    for org in ORGANIZATIONS:
+        state = out / "organizations" / org
+        path = state / "ledger.jsonl"
+        if not path.exists():
+            results[org] = {"ok": False, "entries": 0, "detail": "no ledger written"}
+            continue
+        check = verify_ledger(path, load_trusted_keys([state]))
+        entries = Ledger(path).entries()
+        (reports / f"ledger-{org}.html").write_text(
+            html_report(entries, f"Privacy ledger: {org}", check), encoding="utf-8")
+        results[org] = {"ok": check.ok, "entries": len(entries), "detail": check.summary(),
+                        "epsilon": {e.mechanisms[0].unit: e.epsilon_total for e in entries}}
+    return results
+
+
+def released_models(summary: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Base models and the last round's aggregated TinyLM and generated LLM."""
+    from gt_secure.provider.adapter import adapted_model, fresh_lora, load_adapter
+    from gt_secure.update import UpdateVector
+
+    last = out / "provider" / f"round{len(summary['rounds'])}"
+    models: dict[str, Any] = {"base_tinylm": fresh_lora("tinylm")[0],
+                              "tinylm_aggregated": adapted_model(
+                                  UpdateVector.load(last / "tinylm_update.safetensors")),
+                              "base_llm": fresh_lora("llm")[0]}
+    if (last / "adapter" / "adapter_config.json").exists():
+        models["generated_llm"] = load_adapter(last / "adapter")
+    return models
+
+
+def membership_audit(models: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Loss attack: each organization's training texts (members) vs its held-out texts."""
+    from gt_secure.audit.attacks import LossAttack
+    from gt_secure.audit.metrics import attack_metrics
+    from gt_secure.models.loading import load_tokenizer
+
+    attack = LossAttack(load_tokenizer())
+    out: dict[str, dict[str, float]] = {}
+    for name in ("tinylm_aggregated", "generated_llm"):
+        if name not in models:
+            continue
+        scores, labels = [], []
+        for org in ORGANIZATIONS:
+            members, others = org_texts(org, "train", MEMBERS), org_texts(org, "test", MEMBERS)
+            scores.append(attack.score(models[name], members + others))
+            labels.append(np.r_[np.ones(len(members)), np.zeros(len(others))])
+        m = attack_metrics(np.concatenate(scores), np.concatenate(labels))
+        out[name] = {"auc": m.auc, "auc_low": m.auc_ci[0], "auc_high": m.auc_ci[1],
+                     "tpr_at_1pct_fpr": next(t.tpr for t in m.tpr_at_fpr if t.target_fpr == 0.01)}
+    return out
+
+
+def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str, Any]:
+    from gt_secure.provider.service import evaluate_models
+
+    ledgers = verify_ledgers(out, console)
+    table = Table(title="Privacy ledgers (verified: hash chain, signatures, recomputed epsilon)")
+    for col in ("organization", "entries", "epsilon per unit", "verified"):
+        table.add_column(col)
+    for org, r in ledgers.items():
+        eps = ", ".join(f"{u}={e:.2f}" for u, e in r.get("epsilon", {}).items())
+        table.add_row(org, str(r["entries"]), eps, "yes" if r["ok"] else f"NO: {r['detail']}")
+    console.print(table)
+    models = released_models(summary, out)
+    with console.status("evaluating base, aggregated and generated models"):
+        ppl, acc = evaluate_models(models)
+    result_table = Table(title="Held-out perplexity (accuracy) per organization")
+    result_table.add_column("model")
+    for org in ORGANIZATIONS:
+        result_table.add_column(org, justify="right")
+    for name in models:
+        result_table.add_row(name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})"
+                                     for o in ORGANIZATIONS])
+    console.print(result_table)
+    with console.status("membership-inference audit"):
+        audit = membership_audit(models)
+    audit_table = Table(title="Membership inference (loss attack; AUC 0.5 = no leakage)")
+    for col in ("model", "AUC [95% CI]", "TPR @ 1% FPR"):
+        audit_table.add_column(col)
+    for name, m in audit.items():
+        audit_table.add_row(name, f"{m['auc']:.3f} [{m['auc_low']:.3f}, {m['auc_high']:.3f}]",
+                            f"{m['tpr_at_1pct_fpr']:.3f}")
+    console.print(audit_table)
+    return {"ledgers": ledgers, "ledgers_ok": all(r["ok"] for r in ledgers.values()),
+            "perplexity": ppl, "accuracy": acc, "audit": audit, "federation": summary}
