@@ -1,9 +1,11 @@
-"""Planted DP bugs: with the noise or the clipping silently off, the audit contradicts the claim.
+"""Planted DP bug: with the noise silently off, the audit must contradict the claimed epsilon.
 
 The DP pipeline is the organization's Opacus DP-SGD (``dp_hook`` in conftest; override with
 ``GT_SECURE_AUDIT_DP_HOOK``). The contract test runs the auditor's non-private trainer in the
 role of ``make_train(0.0)``; the pipeline tests (slow) use 128 canaries, each inserted once (a
-repeated canary would be a group of examples, whose epsilon is larger than the claim).
+repeated canary would be a group of examples, whose epsilon is larger than the claim). Clipping
+switched off with the noise still calibrated to the nominal clip norm is *not* detected at this
+scale (measured in docs/benchmarks.md, "## Audit"; reproduce with ``python audits/measure.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from audit_settings import CLAIMED_EPSILON, DELTA, HOOK_CANARIES, HOOK_SEED
 
 from gt_secure.audit.attacks import LossAttack
 from gt_secure.audit.canary import run_canary_audit
-from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, dp_sgd_hook, dp_sgd_trainer, with_noise
 from gt_secure.audit.hooks import DPTrainingHook
 
 
@@ -45,22 +46,4 @@ def test_dp_pipeline_with_noise_passes(dp_hook, base, public_texts):
 def test_dp_pipeline_without_noise_is_flagged(dp_hook, base, public_texts):
     result = _audit(dp_hook, 0.0, base[1], public_texts)
     assert result.metrics.auc >= 0.9
-    assert result.verdict == "FAIL", result.empirical_epsilon
-
-
-@pytest.mark.slow
-def test_dp_pipeline_without_clipping_is_flagged(shipped, public_texts, hook_manifest):
-    """Clipping off (C = 1e6) with the noise still calibrated to the nominal C = 1."""
-    model, tokenizer = shipped
-    nominal = dp_sgd_hook(model, tokenizer, len(public_texts) + len(hook_manifest.members))
-    huge = 1e6
-
-    def unclipped(cfg):  # the bug: std = z * C_nominal, but per-example gradients not clipped
-        return dp_sgd_trainer(model, tokenizer, with_noise(
-            cfg, cfg.noise_multiplier * AUDIT_DP_SGD.max_grad_norm / huge, max_grad_norm=huge))
-
-    hook = dp_sgd_hook(model, tokenizer, len(public_texts) + len(hook_manifest.members),
-                       trainer=unclipped)
-    assert hook.claimed_epsilon == nominal.claimed_epsilon
-    result = _audit(hook, hook.noise_multiplier, tokenizer, public_texts)
     assert result.verdict == "FAIL", result.empirical_epsilon

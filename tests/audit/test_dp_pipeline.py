@@ -9,7 +9,6 @@ import torch
 
 from gt_secure.audit.dp_pipeline import (
     AUDIT_DP_SGD,
-    claimed_epsilon,
     dp_sgd_hook,
     trainable_copy,
     with_noise,
