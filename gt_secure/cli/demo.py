@@ -37,10 +37,10 @@ def _run(args: argparse.Namespace) -> int:
     start = time.time()
     console.rule(f"gt-secure demo: protocol {args.protocol}")
     with console.status("organizations train under DP, the provider aggregates and translates"):
-        summary = run_protocol(args.protocol, out, rounds=args.rounds,
-                               local_steps=args.local_steps)
-    console.print(f"federation finished in {time.time() - start:.0f}s: "
-                  f"{len(summary['rounds'])} round(s)")
+        summary = run_protocol(args.protocol, out, rounds=args.rounds, local_steps=args.local_steps)
+    console.print(
+        f"federation finished in {time.time() - start:.0f}s: {len(summary['rounds'])} round(s)"
+    )
     result = summarise(summary, out, console)
     (out / "demo.json").write_text(json.dumps(result, indent=2))
     console.print(f"outputs in {out} ({time.time() - start:.0f}s in all)")

@@ -83,7 +83,8 @@ def _bank(fake: Faker, rng: random.Random) -> tuple[str, str]:
     label = rng.choice(list(BANK))
     body = (
         f"On {_date(fake)} {fake.name()} paid ${rng.randint(3, 900)}.{rng.randint(0, 99):02d} "
-        f"to {fake.company()} {rng.choice(BANK[label])} from account ending {fake.random_number(4, True)}. "
+        f"to {fake.company()} {rng.choice(BANK[label])} "
+        f"from account ending {fake.random_number(4, True)}. "
         f"Memo: {fake.sentence(nb_words=6)}"
     )
     return body, label

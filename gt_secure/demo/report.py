@@ -33,9 +33,14 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
         check = verify_ledger(path, load_trusted_keys([state]))
         entries = Ledger(path).entries()
         (reports / f"ledger-{org}.html").write_text(
-            html_report(entries, f"Privacy ledger: {org}", check), encoding="utf-8")
-        results[org] = {"ok": check.ok, "entries": len(entries), "detail": check.summary(),
-                        "epsilon": {e.mechanisms[0].unit: e.epsilon_total for e in entries}}
+            html_report(entries, f"Privacy ledger: {org}", check), encoding="utf-8"
+        )
+        results[org] = {
+            "ok": check.ok,
+            "entries": len(entries),
+            "detail": check.summary(),
+            "epsilon": {e.mechanisms[0].unit: e.epsilon_total for e in entries},
+        }
     return results
 
 
@@ -45,10 +50,11 @@ def released_models(summary: dict[str, Any], out: Path) -> dict[str, Any]:
     from gt_secure.update import UpdateVector
 
     last = out / "provider" / f"round{len(summary['rounds'])}"
-    models: dict[str, Any] = {"base_tinylm": fresh_lora("tinylm")[0],
-                              "tinylm_aggregated": adapted_model(
-                                  UpdateVector.load(last / "tinylm_update.safetensors")),
-                              "base_llm": fresh_lora("llm")[0]}
+    models: dict[str, Any] = {
+        "base_tinylm": fresh_lora("tinylm")[0],
+        "tinylm_aggregated": adapted_model(UpdateVector.load(last / "tinylm_update.safetensors")),
+        "base_llm": fresh_lora("llm")[0],
+    }
     if (last / "adapter" / "adapter_config.json").exists():
         models["generated_llm"] = load_adapter(last / "adapter")
     return models
@@ -71,8 +77,12 @@ def membership_audit(models: dict[str, Any]) -> dict[str, dict[str, float]]:
             scores.append(attack.score(models[name], members + others))
             labels.append(np.r_[np.ones(len(members)), np.zeros(len(others))])
         m = attack_metrics(np.concatenate(scores), np.concatenate(labels))
-        out[name] = {"auc": m.auc, "auc_low": m.auc_ci[0], "auc_high": m.auc_ci[1],
-                     "tpr_at_1pct_fpr": next(t.tpr for t in m.tpr_at_fpr if t.target_fpr == 0.01)}
+        out[name] = {
+            "auc": m.auc,
+            "auc_low": m.auc_ci[0],
+            "auc_high": m.auc_ci[1],
+            "tpr_at_1pct_fpr": next(t.tpr for t in m.tpr_at_fpr if t.target_fpr == 0.01),
+        }
     return out
 
 
@@ -95,8 +105,9 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
     for org in ORGANIZATIONS:
         result_table.add_column(org, justify="right")
     for name in models:
-        result_table.add_row(name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})"
-                                     for o in ORGANIZATIONS])
+        result_table.add_row(
+            name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})" for o in ORGANIZATIONS]
+        )
     console.print(result_table)
     with console.status("membership-inference audit"):
         audit = membership_audit(models)
@@ -104,8 +115,17 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
     for col in ("model", "AUC [95% CI]", "TPR @ 1% FPR"):
         audit_table.add_column(col)
     for name, m in audit.items():
-        audit_table.add_row(name, f"{m['auc']:.3f} [{m['auc_low']:.3f}, {m['auc_high']:.3f}]",
-                            f"{m['tpr_at_1pct_fpr']:.3f}")
+        audit_table.add_row(
+            name,
+            f"{m['auc']:.3f} [{m['auc_low']:.3f}, {m['auc_high']:.3f}]",
+            f"{m['tpr_at_1pct_fpr']:.3f}",
+        )
     console.print(audit_table)
-    return {"ledgers": ledgers, "ledgers_ok": all(r["ok"] for r in ledgers.values()),
-            "perplexity": ppl, "accuracy": acc, "audit": audit, "federation": summary}
+    return {
+        "ledgers": ledgers,
+        "ledgers_ok": all(r["ok"] for r in ledgers.values()),
+        "perplexity": ppl,
+        "accuracy": acc,
+        "audit": audit,
+        "federation": summary,
+    }

@@ -9,23 +9,35 @@ from typing import Any
 
 from gt_secure.data.organizations import ORGANIZATIONS
 
-BACKEND = {"client_resources": {"num_cpus": 1},
-           "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False}}
+BACKEND = {
+    "client_resources": {"num_cpus": 1},
+    "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
+}
 
 
-def run_protocol(protocol: str, out: Path, rounds: int = 0,
-                 local_steps: int = 16) -> dict[str, Any]:
+def run_protocol(
+    protocol: str, out: Path, rounds: int = 0, local_steps: int = 16
+) -> dict[str, Any]:
     """Run ``protocol`` with the real organization and provider steps; returns summary.json."""
     from flwr.simulation import run_simulation
 
     from gt_secure.app.client_app import make_client_app
     from gt_secure.app.server_app import make_server_app
 
-    overrides = {"protocol": protocol, "local-step": "dp-release", "num-rounds": rounds,
-                 "local-steps": local_steps, "output-dir": str(out / "provider")}
+    overrides = {
+        "protocol": protocol,
+        "local-step": "dp-release",
+        "num-rounds": rounds,
+        "local-steps": local_steps,
+        "output-dir": str(out / "provider"),
+    }
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    run_simulation(make_server_app(overrides), make_client_app(overrides),
-                   num_supernodes=len(ORGANIZATIONS), backend_config=BACKEND)  # type: ignore[arg-type]
+    run_simulation(
+        make_server_app(overrides),
+        make_client_app(overrides),
+        num_supernodes=len(ORGANIZATIONS),
+        backend_config=BACKEND,
+    )  # type: ignore[arg-type]
     summary_path = out / "provider" / "summary.json"
     if not summary_path.exists():
         raise RuntimeError(f"the federation wrote no summary at {summary_path}; see Flower's log")

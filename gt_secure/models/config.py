@@ -48,5 +48,8 @@ def model_config(name: str) -> LlamaConfig:
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=0,
-        **shape,
+        hidden_size=shape["hidden_size"],
+        num_hidden_layers=shape["num_hidden_layers"],
+        num_attention_heads=shape["num_attention_heads"],
+        intermediate_size=shape["intermediate_size"],
     )

@@ -13,7 +13,7 @@ from gt_secure.provider.baselines import MeanUpdate, RidgeMap
 from gt_secure.provider.build import compare_on_pairs
 from gt_secure.provider.shadow import ShadowConfig, generate_shadow_pairs
 from gt_secure.provider.training import TrainConfig, train_translator
-from gt_secure.provider.utility import Score, UtilityConfig, evaluate_org, pgr_table
+from gt_secure.provider.utility import Score, Translate, UtilityConfig, evaluate_org, pgr_table
 
 METHOD_ORDER = (
     "base_tinylm",
@@ -45,7 +45,7 @@ def run_utility_benchmark(
     held_out = compare_on_pairs(pairs, train)
     _print_pairs(console, held_out)
     translator, _ = train_translator(pairs, train)
-    methods = {
+    methods: dict[str, Translate] = {
         "mean_update": MeanUpdate(pairs).translate,
         "ridge": RidgeMap(pairs).translate,
         "grad_transformer": translator.translate,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from gt_secure.models.scoring import encode
 from gt_secure.update import FinetuneConfig, UpdateLayout, UpdateVector, lora_state
@@ -18,7 +18,7 @@ from gt_secure.update import FinetuneConfig, UpdateLayout, UpdateVector, lora_st
 
 def distill(
     student: PeftModel,
-    teacher: PreTrainedModel,
+    teacher: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     cfg: FinetuneConfig,
@@ -26,7 +26,7 @@ def distill(
     layout: UpdateLayout | None = None,
     temperature: float = 1.0,
 ) -> UpdateVector | None:
-    """Train the student's LoRA on KL(teacher || student); returns its update if a layout is given."""
+    """Train the student's LoRA on KL(teacher || student); its update if ``layout`` is given."""
     data = encode(tokenizer, texts, max_length=cfg.max_length)
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

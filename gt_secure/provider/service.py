@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -30,7 +31,7 @@ def load_translator(directory: Path | None = None) -> Translator:
 
 
 def evaluate_models(
-    models: dict[str, object],
+    models: Mapping[str, object],
     orgs: tuple[str, ...] = ORGANIZATIONS,
     eval_size: int = 64,
     accuracy_size: int = 32,

@@ -107,12 +107,9 @@ def train_translator(
     device = best_device()
     tiny = torch.from_numpy(pairs.tiny).float()  # (P, L_tiny, d_tiny)
     llm = torch.from_numpy(pairs.llm).float()  # (P, L_llm, d_llm)
-    net_cfg = TranslatorConfig(
-        tiny_layers=tiny.shape[1],
-        tiny_dim=tiny.shape[2],
-        llm_layers=llm.shape[1],
-        llm_dim=llm.shape[2],
-        **(translator_cfg or {}),
+    net_cfg = TranslatorConfig.model_validate(
+        {"tiny_layers": tiny.shape[1], "tiny_dim": tiny.shape[2], "llm_layers": llm.shape[1],
+         "llm_dim": llm.shape[2], **(translator_cfg or {})}
     )
     net = GradTransformer(net_cfg)
     net.set_normalisation(tiny, llm)

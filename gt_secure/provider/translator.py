@@ -31,6 +31,11 @@ class TranslatorConfig(BaseModel):
 class GradTransformer(nn.Module):
     """Maps standardised TinyLM tokens (B, L_tiny, d_tiny) to LLM tokens (B, L_llm, d_llm)."""
 
+    tiny_mean: torch.Tensor  # buffers: statistics of the training pairs
+    tiny_std: torch.Tensor
+    llm_mean: torch.Tensor
+    llm_std: torch.Tensor
+
     def __init__(self, cfg: TranslatorConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -66,7 +71,7 @@ class GradTransformer(nn.Module):
         self.llm_std.copy_(llm.std(0).clamp(min=1e-8))
 
     def forward_normalised(self, tiny_z: torch.Tensor) -> torch.Tensor:
-        """Standardised tiny tokens (B, L_tiny, d_tiny) -> standardised LLM tokens (B, L_llm, d_llm)."""
+        """Standardised tiny tokens (B, L_tiny, d_tiny) -> standardised LLM (B, L_llm, d_llm)."""
         src = self.input_proj(tiny_z) + self.input_pos  # (B, L_tiny, d_model)
         tgt = self.queries.expand(tiny_z.shape[0], -1, -1)  # (B, L_llm, d_model)
         return self.output_proj(self.transformer(src, tgt))
