@@ -36,11 +36,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from gt_secure.errors import InvalidFieldError
-from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.accountant import (
-    AccountantName,
     DpSgdMechanism,
-    check_delta,
     noise_multiplier_for,
 )
 from gt_secure.models.scoring import encode
@@ -49,12 +46,13 @@ from gt_secure.organization._opacus import (
     PerExampleLoss,
     plain_privacy_engine,
 )
+from gt_secure.organization.calibration import NoiseCalibration
 from gt_secure.organization.secure_rng import warn_insecure
 from gt_secure.update.layout import LoraSpec
 from gt_secure.update.lora import attach_lora
 
 
-class DpSgdConfig(FrozenModel):
+class DpSgdConfig(NoiseCalibration):
     """DP-SGD settings: give exactly one of ``noise_multiplier`` and ``target_epsilon``.
 
     ``batch_size`` is the expected (Poisson) batch size; ``steps``, when set, replaces
@@ -62,39 +60,15 @@ class DpSgdConfig(FrozenModel):
     CSPRNG and refuses ``seed``; without it a ``seed`` (or a random one) drives a PRNG.
     """
 
-    noise_multiplier: float | None = None
-    target_epsilon: float | None = None
-    delta: float = 1e-5
     max_grad_norm: float = 1.0
     batch_size: int = 16
     epochs: int = 1
     steps: int | None = None
     lr: float = 3e-3
     optimizer: Literal["adam", "sgd"] = "adam"
-    accountant: AccountantName = "rdp"
     grad_sample_mode: Literal["hooks", "functorch", "ew"] = "hooks"
     max_length: int = 128
-    secure_mode: bool = True
     seed: int | None = None
-
-    @field_validator("noise_multiplier")
-    @classmethod
-    def _check_noise(cls, value: float | None) -> float | None:
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise InvalidFieldError("noise_multiplier", value, "finite and >= 0")
-        return value
-
-    @field_validator("target_epsilon")
-    @classmethod
-    def _check_target(cls, value: float | None) -> float | None:
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise InvalidFieldError("target_epsilon", value, "finite and > 0")
-        return value
-
-    @field_validator("delta")
-    @classmethod
-    def _check_delta(cls, value: float) -> float:
-        return check_delta(value)
 
     @field_validator("max_grad_norm", "lr")
     @classmethod
@@ -112,9 +86,6 @@ class DpSgdConfig(FrozenModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> DpSgdConfig:
-        if (self.noise_multiplier is None) == (self.target_epsilon is None):
-            raise InvalidFieldError("noise_multiplier", self.noise_multiplier,
-                                    "set exactly when target_epsilon is None")
         if self.secure_mode and self.seed is not None:
             raise InvalidFieldError("seed", self.seed, "None when secure_mode=True (a CSPRNG "
                                     "cannot be seeded; a seeded PRNG makes the noise predictable)")

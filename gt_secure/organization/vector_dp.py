@@ -17,21 +17,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from gt_secure.errors import InvalidFieldError
-from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.accountant import (
-    AccountantName,
     VectorGaussianMechanism,
-    check_delta,
     noise_multiplier_for,
 )
+from gt_secure.organization.calibration import NoiseCalibration
 from gt_secure.organization.secure_rng import csprng_normal, warn_insecure
 from gt_secure.update.vector import UpdateVector
 
 
-class VectorDpConfig(FrozenModel):
+class VectorDpConfig(NoiseCalibration):
     """Clip + Gaussian noise on the update vector; set one of noise_multiplier, target_epsilon.
 
     ``secure_mode`` draws the noise from the OS CSPRNG; without it the caller passes a
@@ -40,11 +38,6 @@ class VectorDpConfig(FrozenModel):
     """
 
     clip_norm: float = 1.0
-    noise_multiplier: float | None = None
-    target_epsilon: float | None = None
-    delta: float = 1e-5
-    accountant: AccountantName = "rdp"
-    secure_mode: bool = True
 
     @field_validator("clip_norm")
     @classmethod
@@ -52,32 +45,6 @@ class VectorDpConfig(FrozenModel):
         if not (math.isfinite(value) and value > 0):
             raise InvalidFieldError("clip_norm", value, "finite and > 0")
         return value
-
-    @field_validator("noise_multiplier")
-    @classmethod
-    def _check_noise(cls, value: float | None) -> float | None:
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise InvalidFieldError("noise_multiplier", value, "finite and >= 0")
-        return value
-
-    @field_validator("target_epsilon")
-    @classmethod
-    def _check_target(cls, value: float | None) -> float | None:
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise InvalidFieldError("target_epsilon", value, "finite and > 0")
-        return value
-
-    @field_validator("delta")
-    @classmethod
-    def _check_delta(cls, value: float) -> float:
-        return check_delta(value)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> VectorDpConfig:
-        if (self.noise_multiplier is None) == (self.target_epsilon is None):
-            raise InvalidFieldError("noise_multiplier", self.noise_multiplier,
-                                    "set exactly when target_epsilon is None")
-        return self
 
     def mechanism(self) -> VectorGaussianMechanism:
         """The mechanism this config runs (a target epsilon is solved for, one release at q=1)."""

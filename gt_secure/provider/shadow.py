@@ -6,7 +6,7 @@ their fixed LoRA init with the same batch order; after ``first_checkpoint`` step
 checkpoints per subset, as in the paper). Optionally a DP-noised copy of each TinyLM update
 (clip + Gaussian, the organizations' own mechanism) is paired with the same LLM update.
 
-Pairs are cached per subset (``subset-XXXX.safetensors``) with a manifest, so generation resumes.
+Pairs are cached per subset (``subset-0000.safetensors``, one file per subset) with a manifest, so generation resumes.
 """
 
 from __future__ import annotations
