@@ -9,7 +9,7 @@ from typing import Any
 
 from gt_secure.data.organizations import ORGANIZATIONS
 
-BACKEND = {
+BACKEND: dict[str, dict[str, Any]] = {
     "client_resources": {"num_cpus": 1},
     "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
 }
@@ -37,7 +37,7 @@ def run_protocol(
         make_client_app(overrides),
         num_supernodes=len(ORGANIZATIONS),
         backend_config=BACKEND,
-    )  # type: ignore[arg-type]
+    )
     summary_path = out / "provider" / "summary.json"
     if not summary_path.exists():
         raise RuntimeError(f"the federation wrote no summary at {summary_path}; see Flower's log")

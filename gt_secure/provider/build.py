@@ -9,6 +9,7 @@ import numpy as np
 from gt_secure.provider.baselines import MeanUpdate, RidgeMap
 from gt_secure.provider.shadow import ShadowConfig, ShadowPairs, generate_shadow_pairs
 from gt_secure.provider.training import TrainConfig, Translator, evaluate_pairs, train_translator
+from gt_secure.update import UpdateVector
 
 
 def split_by_subset(
@@ -36,8 +37,6 @@ def compare_on_pairs(
 
 
 def _baseline_error(baseline: MeanUpdate | RidgeMap, val: ShadowPairs) -> dict[str, float]:
-    from gt_secure.update import UpdateVector
-
     preds, trues = [], []
     for tiny, llm in zip(val.tiny, val.llm, strict=True):
         vec = UpdateVector.from_layer_tokens(val.tiny_layout, tiny.astype(np.float32))

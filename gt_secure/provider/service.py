@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
 from gt_secure.data.tasks import accuracy
+from gt_secure.models.loading import load_tokenizer
 from gt_secure.models.scoring import perplexity
 from gt_secure.provider.adapter import adapted_model, export_adapter, fresh_lora
 from gt_secure.provider.training import Translator
@@ -37,7 +38,7 @@ def evaluate_models(
     accuracy_size: int = 32,
 ) -> tuple[dict, dict]:
     """Perplexity and accuracy of each named model on each organization's held-out test split."""
-    _, _, _, tokenizer = fresh_lora("tinylm")
+    tokenizer = load_tokenizer()
     ppl: dict[str, dict[str, float]] = {}
     acc: dict[str, dict[str, float]] = {}
     for name, model in models.items():

@@ -6,7 +6,8 @@ their fixed LoRA init with the same batch order; after ``first_checkpoint`` step
 checkpoints per subset, as in the paper). Optionally a DP-noised copy of each TinyLM update
 (clip + Gaussian, the organizations' own mechanism) is paired with the same LLM update.
 
-Pairs are cached per subset (``subset-0000.safetensors``, one file per subset) with a manifest, so generation resumes.
+Pairs are cached one file per subset (``subset-0000.safetensors``, ...) with a manifest, so
+generation resumes.
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 from safetensors.numpy import load_file, save_file
 
 from gt_secure.data.shadow import random_domain_weights, shadow_subset
-from gt_secure.models import load_base
+from gt_secure.organization.vector_dp import clip_l2
+from gt_secure.provider.adapter import fresh_lora
 from gt_secure.update import (
     FinetuneConfig,
     LoraSpec,
     UpdateLayout,
-    attach_lora,
+    UpdateVector,
     finetune_lora,
     lora_state,
-    update_layout,
 )
 
 
@@ -114,16 +114,12 @@ class ShadowPairs(BaseModel):
 
 
 def _tokens(flat: np.ndarray, layout: UpdateLayout) -> np.ndarray:
-    from gt_secure.update import UpdateVector
-
     return UpdateVector(layout, flat.astype(np.float32)).layer_tokens()
 
 
 def _train_subset(name: str, texts: list[str], cfg: ShadowConfig, seed: int) -> list[np.ndarray]:
     """Flat LoRA updates of base ``name`` at every checkpoint step."""
-    model, tokenizer = load_base(name)
-    peft = attach_lora(model, cfg.lora)
-    initial = lora_state(peft)
+    peft, initial, _, tokenizer = fresh_lora(name, cfg.lora)
     keep = set(cfg.checkpoints())
     out: list[np.ndarray] = []
 
@@ -141,22 +137,17 @@ def _train_subset(name: str, texts: list[str], cfg: ShadowConfig, seed: int) -> 
 def _noised(
     flat: np.ndarray, clip: float, multiplier: float, rng: np.random.Generator
 ) -> np.ndarray:
-    norm = float(np.linalg.norm(flat))
-    clipped = flat * min(1.0, clip / max(norm, 1e-12))
-    return (clipped + rng.normal(0.0, multiplier * clip, size=flat.shape)).astype(np.float32)
+    """The organizations' vector mechanism: clip to ``clip``, add N(0, (multiplier * clip)^2)."""
+    noise = rng.normal(0.0, multiplier * clip, size=flat.shape)
+    return (clip_l2(flat, clip) + noise).astype(np.float32)
 
 
 def layouts(cfg: ShadowConfig) -> tuple[UpdateLayout, UpdateLayout]:
-    out = []
-    for name in ("tinylm", "llm"):
-        model, _ = load_base(name)
-        out.append(update_layout(attach_lora(model, cfg.lora), name, cfg.lora))
-    return out[0], out[1]
+    return fresh_lora("tinylm", cfg.lora)[2], fresh_lora("llm", cfg.lora)[2]
 
 
 def generate_shadow_pairs(cfg: ShadowConfig, cache_root: Path) -> ShadowPairs:
     """Generate (or resume) the shadow pairs of ``cfg`` under ``cache_root/<config hash>``."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cache = cache_root / cfg.config_hash()
     cache.mkdir(parents=True, exist_ok=True)
     tiny_layout, llm_layout = layouts(cfg)

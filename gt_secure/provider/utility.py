@@ -7,6 +7,7 @@ fine-tuned directly on the private data (upper bound).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import numpy as np
@@ -91,7 +92,7 @@ def evaluate_org(
     if distillation:
         student, student_init, _, _ = fresh_lora("llm")
         public = shadow_subset(
-            random_domain_weights(__import__("random").Random(seed)), cfg.train_size, seed
+            random_domain_weights(random.Random(seed)), cfg.train_size, seed
         )
         distill(
             student, tiny, tokenizer, public, ft.model_copy(update={"steps": cfg.distill_steps})
