@@ -15,7 +15,10 @@ bound of the decrypted sum are in :mod:`gt_secure.aggregation.ckks_params`.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tenseal as ts
@@ -28,6 +31,7 @@ __all__ = [
     "EncryptedVector",
     "ProviderKeys",
     "add_ciphertexts",
+    "check_ciphertexts",
     "decrypt_sum",
     "encrypt",
     "load_public_context",
@@ -35,6 +39,10 @@ __all__ = [
 
 #: One vector as serialized CKKS ciphertexts of ``N / 2`` slots each (the last may be shorter).
 EncryptedVector = list[bytes]
+
+PUBLIC_FILE = "ckks_public.bin"
+SECRET_FILE = "ckks_secret.bin"
+PARAMS_FILE = "ckks_params.json"
 
 
 class ProviderKeys:
@@ -71,6 +79,31 @@ class ProviderKeys:
     def public_context(self) -> ts.Context:
         """The public context as organizations and the aggregator load it."""
         return load_public_context(self.public_context_bytes())
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``ckks_secret.bin`` (mode 0600, provider only), ``ckks_public.bin`` (to publish)
+        and ``ckks_params.json`` into ``directory``; returns the public file's path."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        secret = out / SECRET_FILE
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(bytes(self._context.serialize(save_secret_key=True)))
+        (out / PARAMS_FILE).write_text(self.params.model_dump_json(indent=2))
+        public = out / PUBLIC_FILE
+        public.write_bytes(self.public_context_bytes())
+        return public
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ProviderKeys:
+        """Load keys written by :meth:`save` (refuses a directory without the secret key)."""
+        root = Path(directory)
+        for name in (SECRET_FILE, PARAMS_FILE):
+            if not (root / name).is_file():
+                raise InvalidFieldError("ckks_key_dir", str(root), f"a directory holding {name} "
+                                        "(written by `gt-secure provider ckks-keygen`)")
+        params = CkksParams.model_validate(json.loads((root / PARAMS_FILE).read_text()))
+        return cls(params, ts.context_from((root / SECRET_FILE).read_bytes()))
 
     @property
     def secret_context(self) -> ts.Context:
@@ -122,6 +155,25 @@ def encrypt(
         ts.ckks_vector(public_ctx, data[i : i + slots]).serialize()
         for i in range(0, data.shape[0], slots)
     ]
+
+
+def check_ciphertexts(encrypted: EncryptedVector, public_ctx: ts.Context, length: int,
+                      *, field: str = "ciphertexts") -> None:
+    """Check that ``encrypted`` deserializes under ``public_ctx`` into chunks of ``N / 2`` slots
+    holding ``length`` values in all (aggregator side, before summing; names ``field``)."""
+    _require_public(public_ctx, "check_ciphertexts")
+    slots = _slots(public_ctx)
+    sizes = [min(slots, length - i) for i in range(0, length, slots)]
+    if len(encrypted) != len(sizes):
+        raise InvalidFieldError(f"len({field})", len(encrypted), f"{len(sizes)} chunks")
+    for j, (blob, size) in enumerate(zip(encrypted, sizes, strict=True)):
+        try:
+            got = ts.ckks_vector_from(public_ctx, blob).size()
+        except Exception as err:  # SEAL raises ValueError/RuntimeError on foreign bytes
+            raise InvalidFieldError(f"{field}[{j}]", f"<{len(blob)} bytes>",
+                                    "a CKKS ciphertext under the provider's public key") from err
+        if got != size:
+            raise InvalidFieldError(f"{field}[{j}].size", got, f"{size}")
 
 
 def add_ciphertexts(

@@ -13,10 +13,10 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
+from gt_secure.app.layout import content_hash
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
-from gt_secure.app.mods import make_update_guard, secagg_route_mod
-from gt_secure.app.steps import organization_step
-from gt_secure.app.task import content_hash
+from gt_secure.app.mods import ckks_encrypt_mod, make_update_guard, secagg_route_mod
+from gt_secure.app.roles import organization_step
 
 
 def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
@@ -30,7 +30,7 @@ def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload
 
 def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     """ClientApp whose settings are ``run_config`` updated with ``overrides``."""
-    app = ClientApp(mods=[secagg_route_mod, make_update_guard(overrides)])
+    app = ClientApp(mods=[secagg_route_mod, ckks_encrypt_mod, make_update_guard(overrides)])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:

@@ -13,11 +13,10 @@ from typing import Any
 
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError
-from gt_secure.protocols import load_protocol
+from gt_secure.protocols import CkksSpec, load_protocol
 
-AGGREGATIONS = {"plain": "plain", "secagg+": "secagg"}
+AGGREGATIONS = {"plain": "plain", "secagg+": "secagg", "ckks": "ckks"}
 SECAGG_SOURCES = ("spec", "auto")
-LOCAL_STEPS = ("torch-step", "dp-release")
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,9 @@ class AppConfig:
     ``"spec"`` uses the spec's pinned ``[secagg]`` numbers, ``"auto"`` asks
     :func:`gt_secure.aggregation.quantization.choose_secagg_params` for the connected
     organizations (majority threshold, so dropouts are tolerated with 3 organizations).
+    ``local-steps``: DP-SGD (or, without example-level DP, plain fine-tune) steps per round.
+    ``ckks-key-dir``: the provider's CKKS keys (``gt-secure provider ckks-keygen``); empty: fresh
+    keys for the run under ``output-dir/ckks``.
     """
 
     protocol: str = "dp-secagg"
@@ -41,10 +43,8 @@ class AppConfig:
     secagg_params: str = "spec"
     round_timeout: float = 300.0
     output_dir: str = "runs/app"
-    base_seed: int = 0
     local_steps: int = 2
-    learning_rate: float = 1e-3
-    local_step: str = "torch-step"
+    ckks_key_dir: str = ""
 
     def __post_init__(self) -> None:
         problems: list[InvalidFieldError] = []
@@ -59,8 +59,6 @@ class AppConfig:
         need(self.secagg_params in SECAGG_SOURCES, "secagg_params", f"one of {SECAGG_SOURCES}")
         need(self.round_timeout > 0, "round_timeout", "> 0")
         need(self.local_steps >= 1, "local_steps", ">= 1")
-        need(self.learning_rate > 0, "learning_rate", "> 0")
-        need(self.local_step in LOCAL_STEPS, "local_step", f"one of {LOCAL_STEPS}")
         if problems:
             first = problems[0]
             for other in problems[1:]:
@@ -103,7 +101,7 @@ class AppConfig:
         if AGGREGATIONS[spec.aggregation] == "secagg":
             min_orgs = max(min_orgs, 3)
         return Resolved(self, AGGREGATIONS[spec.aggregation], self.num_rounds or spec.rounds,
-                        min_orgs, clip, noise, pinned)
+                        min_orgs, clip, noise, pinned, spec.ckks)
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,7 @@ class Resolved:
     clip_norm: float
     noise_multiplier: float
     secagg: SecAggParams | None
+    ckks: CkksSpec | None = None
 
 
 def org_id_of(node_config: Mapping[str, Any]) -> str:

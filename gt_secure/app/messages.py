@@ -5,7 +5,10 @@ cumulative TinyLM update) and ``ConfigRecord "gt.request"``; the reply carries
 ``ArrayRecord "gt.update"`` and ``ConfigRecord "gt.meta"``. SecAgg+ rounds go through Flower's
 legacy ``FitIns``/``FitRes`` records, which ``secaggplus_mod`` expects: the same update travels
 as ``fitres.parameters`` (masked by the mod) and the same metadata as ``fitres.metrics``.
-Metadata never contains the update values; under SecAgg+ it also omits the content hash.
+CKKS rounds add ``ConfigRecord "gt.ckks"`` (the provider's public context, ``max-abs``) to the
+plain request; the organization's ``ckks_encrypt_mod`` replaces the reply's ``"gt.update"`` by
+``ConfigRecord "gt.encrypted"`` (the ciphertext chunks). Metadata never contains the update
+values; under SecAgg+ and CKKS it also omits the content hash.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ GLOBAL = "gt.global"
 REQUEST = "gt.request"
 UPDATE = "gt.update"
 META = "gt.meta"
+CKKS = "gt.ckks"
+ENCRYPTED = "gt.encrypted"
+KEY_CONTEXT = "public-context"
+KEY_MAX_ABS = "max-abs"
+KEY_CHUNKS = "chunks"
 FLAT = "flat"
 KEY_ROUND = "round"
 KEY_ORG = "org-id"
@@ -60,6 +68,36 @@ def make_request(round_idx: int, global_flat: np.ndarray) -> RecordDict:
         GLOBAL: ArrayRecord({FLAT: Array(np.asarray(global_flat, dtype=np.float32))}),
         REQUEST: ConfigRecord({KEY_ROUND: round_idx}),
     })
+
+
+def make_ckks_request(round_idx: int, global_flat: np.ndarray, public_context: bytes,
+                      max_abs: float) -> RecordDict:
+    """CKKS-round instruction: the plain request plus the public context to encrypt under."""
+    content = make_request(round_idx, global_flat)
+    content[CKKS] = ConfigRecord({KEY_CONTEXT: public_context, KEY_MAX_ABS: float(max_abs)})
+    return content
+
+
+def read_ckks_request(content: RecordDict) -> tuple[bytes, float] | None:
+    """``(public context bytes, max_abs)`` of a CKKS request; ``None`` for other requests."""
+    record = content.config_records.get(CKKS)
+    if record is None:
+        return None
+    return bytes(cast(bytes, record[KEY_CONTEXT])), float(cast(float, record[KEY_MAX_ABS]))
+
+
+def write_encrypted_reply(payload: UpdatePayload, chunks: list[bytes]) -> RecordDict:
+    """Reply of a CKKS round: ciphertext chunks and the metadata without the content hash."""
+    meta = {k: v for k, v in payload.meta().items() if k != KEY_HASH}
+    return RecordDict({ENCRYPTED: ConfigRecord({KEY_CHUNKS: list(chunks)}),
+                       META: ConfigRecord(dict(meta))})
+
+
+def read_encrypted_reply(content: RecordDict) -> tuple[dict[str, str], list[bytes]]:
+    """Metadata and ciphertext chunks of a CKKS reply (no chunks: an empty list)."""
+    record = content.config_records.get(ENCRYPTED)
+    chunks = [] if record is None else [bytes(c) for c in cast(list[bytes], record[KEY_CHUNKS])]
+    return read_meta(content), chunks
 
 
 def read_request(content: RecordDict) -> tuple[int, np.ndarray]:

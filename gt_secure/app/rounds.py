@@ -1,4 +1,4 @@
-"""One aggregation round on the provider side: plain (Message API) or SecAgg+.
+"""One aggregation round on the provider side: plain (Message API), SecAgg+ or CKKS.
 
 Each returns a :class:`RoundResult` with the mean of the accepted updates (``None`` when nothing
 was accepted) and a :class:`~gt_secure.app.validation.Rejection` for every organization that was
@@ -14,10 +14,25 @@ import numpy as np
 from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid
 
+from gt_secure.aggregation.ckks import (
+    ProviderKeys,
+    add_ciphertexts,
+    check_ciphertexts,
+    decrypt_sum,
+    load_public_context,
+)
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
 from gt_secure.aggregation.secagg_round import run_secagg_round
-from gt_secure.app.messages import KEY_LAYOUT, KEY_ORG, KEY_ROUND, make_request, read_reply
+from gt_secure.app.messages import (
+    KEY_LAYOUT,
+    KEY_ORG,
+    KEY_ROUND,
+    make_ckks_request,
+    make_request,
+    read_encrypted_reply,
+    read_reply,
+)
 from gt_secure.app.validation import (
     Expected,
     Rejection,
@@ -78,6 +93,57 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
         _refuse(result, Rejection.of(f"no reply within {timeout} s", "?", node, "plain"))
     if result.accepted:
         result.mean = total / len(result.accepted)
+    return result
+
+
+def ckks_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.ndarray,
+               expected: Expected, keys: ProviderKeys, max_abs: float,
+               timeout: float) -> RoundResult:
+    """CKKS round: the aggregation sums ciphertexts under the public context only; the provider's
+    keys decrypt the sum alone. Metadata and ciphertext shapes are screened per organization."""
+    result = RoundResult(round_idx, "ckks", None)
+    public_bytes = keys.public_context_bytes()
+    aggregator_ctx = load_public_context(public_bytes)  # the aggregation never sees the secret
+    messages = [Message(make_ckks_request(round_idx, global_flat, public_bytes, max_abs),
+                        dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(round_idx))
+                for node in node_ids]
+    dim = expected.layout.dim
+    encrypted: list[list[bytes]] = []
+    answered: set[int] = set()
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        node = reply.metadata.src_node_id
+        answered.add(node)
+        if reply.has_error():
+            _refuse(result, Rejection.of(reply.error.reason or "error", "?", node, "ckks"))
+            continue
+        meta, chunks = read_encrypted_reply(reply.content)
+        org = meta.get(KEY_ORG, "?")
+        try:
+            if org == "?" or org in result.accepted:
+                raise InvalidFieldError(f"update[{org}].org_id", org, "present and unique")
+            check_metadata(org, meta.get(KEY_LAYOUT, ""), expected)
+            check_ciphertexts(chunks, aggregator_ctx, dim, field=f"update[{org}].ciphertexts")
+        except InvalidFieldError as err:
+            _refuse(result, Rejection.of(err, org, node, "ckks"))
+            continue
+        encrypted.append(chunks)
+        result.accepted.append(org)
+    for node in sorted(set(node_ids) - answered):
+        _refuse(result, Rejection.of(f"no reply within {timeout} s", "?", node, "ckks"))
+    if not encrypted:
+        return result
+    encrypted_sum = add_ciphertexts(encrypted, aggregator_ctx)
+    count = len(encrypted)
+    mean = decrypt_sum(encrypted_sum, keys, dim) / count  # provider side
+    result.error_bound = keys.params.error_bound(count) / count
+    slack = result.error_bound * float(np.sqrt(dim))
+    try:
+        check_sum(mean, count, Expected(expected.layout, expected.norm_bound + slack))
+    except InvalidFieldError as err:
+        _refuse(result, Rejection.of(err, "sum", -1, "ckks"))
+        result.accepted = []
+        return result
+    result.mean = mean
     return result
 
 

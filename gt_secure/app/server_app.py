@@ -1,8 +1,8 @@
 """Provider: a Flower ServerApp that aggregates organizations' updates round by round.
 
 Each round: every connected organization trains from the current cumulative TinyLM update and
-returns its update; the provider averages the accepted ones (plain or SecAgg+), adds the mean to
-the cumulative update, runs the provider step and records the round in ``summary.json``.
+returns its update; the provider averages the accepted ones (plain, SecAgg+ or CKKS), adds the
+mean to the cumulative update, runs the provider step and records the round in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import numpy as np
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from gt_secure.aggregation.ckks import ProviderKeys
 from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
 from gt_secure.app.config import AppConfig, Resolved
+from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
-from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
-from gt_secure.app.steps import provider_step
-from gt_secure.app.task import content_hash
-from gt_secure.errors import GtSecureError
+from gt_secure.app.roles import provider_step
+from gt_secure.app.rounds import RoundResult, ckks_round, plain_round, secagg_round
+from gt_secure.errors import GtSecureError, ProtocolConfigError
 
 log = logging.getLogger("gt_secure.app")
 
@@ -39,6 +40,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         raise GtSecureError(f"min_orgs must be connected, got {len(nodes)} < {cfg.min_orgs}.")
     expected = expected_for(cfg)
     global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
+    keys = provider_keys(cfg, out_dir) if cfg.aggregation == "ckks" else None
     rounds: list[dict[str, Any]] = []
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
@@ -48,16 +50,36 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             params = round_params(cfg.clip_norm, cfg.noise_multiplier, len(nodes), cfg.secagg)
             result = secagg_round(grid, context, round_idx, global_flat, expected, params,
                                   cfg.app.round_timeout)
+        elif keys is not None and cfg.ckks is not None:
+            result = ckks_round(grid, nodes, round_idx, global_flat, expected, keys,
+                                cfg.ckks.max_abs, cfg.app.round_timeout)
         else:
             result = plain_round(grid, nodes, round_idx, global_flat, expected,
                                  cfg.app.round_timeout)
         artifact = None
         if result.mean is not None:
             global_flat = (global_flat + result.mean).astype(np.float32)
-            artifact = provider_step(cfg, global_flat, expected.layout, round_idx, out_dir)
+            artifact = provider_step(global_flat, round_idx, out_dir)
         rounds.append(_record(result, len(nodes), artifact))
         _write(out_dir, context, cfg, rounds)
     return _write(out_dir, context, cfg, rounds)
+
+
+def provider_keys(cfg: Resolved, out_dir: Path) -> ProviderKeys:
+    """The provider's CKKS keys: loaded from ``ckks-key-dir``, else fresh ones for this run
+    saved under ``<output-dir>/ckks`` (secret key file mode 0600)."""
+    assert cfg.ckks is not None
+    wanted = cfg.ckks.to_params()
+    if not cfg.app.ckks_key_dir:
+        keys = ProviderKeys.generate(wanted)
+        keys.save(out_dir / "ckks")
+        return keys
+    keys = ProviderKeys.load(Path(cfg.app.ckks_key_dir).expanduser())
+    if keys.params != wanted:
+        raise ProtocolConfigError("ckks_key_dir", cfg.app.ckks_key_dir,
+                                  f"keys with the protocol's CKKS parameters {wanted!r}, "
+                                  f"not {keys.params!r}")
+    return keys
 
 
 def _record(result: RoundResult, num_nodes: int,
@@ -78,7 +100,9 @@ def _record(result: RoundResult, num_nodes: int,
 
 def _write(out_dir: Path, context: Context, cfg: Resolved,
            rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    config = asdict(cfg.app) | {k: v for k, v in asdict(cfg).items() if k not in ("app", "secagg")}
+    config = asdict(cfg.app) | {k: v for k, v in asdict(cfg).items()
+                                if k not in ("app", "secagg", "ckks")}
+    config["ckks"] = None if cfg.ckks is None else cfg.ckks.model_dump(mode="json")
     summary = {"run_id": context.run_id, "config": config, "rounds": rounds}
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gt_secure.app.layout import Layout, content_hash
 from gt_secure.app.messages import UpdatePayload
-from gt_secure.app.task import Layout, content_hash
 from gt_secure.errors import InvalidFieldError, LayoutMismatchError, UpdateVectorError
 
 NOISE_TAIL = 8.0

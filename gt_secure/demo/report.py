@@ -11,7 +11,7 @@ from rich.table import Table
 
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
 
-MEMBERS = 64  # training texts per organization in a simulated round (release_step's default)
+MEMBERS = 64  # training texts per organization in a simulated round (gt_secure.app.roles default)
 
 
 def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:

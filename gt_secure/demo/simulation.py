@@ -26,7 +26,6 @@ def run_protocol(
 
     overrides = {
         "protocol": protocol,
-        "local-step": "dp-release",
         "num-rounds": rounds,
         "local-steps": local_steps,
         "output-dir": str(out / "provider"),

@@ -114,11 +114,14 @@ class Federation:
         return int(out["node-id"])
 
     def start_supernode(self, org_id: str, key: NodeKey) -> ManagedProcess:
-        """Start an organization's SuperNode (TLS to the SuperLink, authenticated by ``key``)."""
+        """Start an organization's SuperNode (TLS to the SuperLink, authenticated by ``key``);
+        its ledger, keys and released vectors go to ``<work_dir>/state/<org_id>``."""
+        state = self.work_dir / "state" / org_id
+        node_config = f"org-id={toml_value(org_id)} state-dir={toml_value(str(state))}"
         args = [tool("flower-supernode"), "--superlink", self.address,
                 "--root-certificates", str(self.tls.ca_cert),
                 "--auth-supernode-private-key", str(key.private_key),
-                "--node-config", f"org-id={toml_value(org_id)}",
+                "--node-config", node_config,
                 "--host", self.host, "--port", str(free_port(self.host))]
         return self._start(f"supernode-{org_id}", args, f"node-{org_id}")
 
@@ -153,6 +156,13 @@ class Federation:
             if time.monotonic() > deadline:
                 raise GtSecureError(f"run {run_id} not finished after {timeout} s: {record}")
             time.sleep(3.0)
+
+    def run_log(self, run_id: int, timeout: float = 60.0) -> str:
+        """The ServerApp's log of a run (``flwr log <run_id> --show``)."""
+        done = subprocess.run([tool("flwr"), "log", str(run_id), CONNECTION, "--show"],
+                              capture_output=True, text=True, timeout=timeout,
+                              env=self.env("cli"), cwd=self.app_dir, check=False)
+        return done.stdout + done.stderr
 
     def close(self) -> None:
         """Stop every process started, newest first."""

@@ -38,7 +38,7 @@ from gt_secure.ledger.entry import LedgerEntry, Name, data_fingerprint
 from gt_secure.ledger.store import Ledger
 from gt_secure.models.loading import load_base
 from gt_secure.organization.dp_sgd import DpSgdConfig, plan_dp_sgd, train_dp_sgd_texts
-from gt_secure.organization.vector_dp import VectorDpConfig, privatize_update
+from gt_secure.organization.vector_dp import VectorDpConfig, clip_l2, privatize_update
 from gt_secure.update.finetune import FinetuneConfig, finetune_lora
 from gt_secure.update.layout import LoraSpec
 from gt_secure.update.lora import (
@@ -81,6 +81,7 @@ class ReleaseConfig(FrozenModel):
     dp_sgd: DpSgdConfig | None = DEMO_DP_SGD
     plain: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
     vector_dp: VectorDpConfig | None = None
+    clip_norm: float | None = Field(None, gt=0)  # clip without noise when vector_dp is None
     base_model: str = "tinylm"
     lora: LoraSpec = Field(default_factory=lambda: LoraSpec.model_validate({}))
 
@@ -187,6 +188,8 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
         noised = privatize_update(update, cfg.vector_dp, vector_generator)
         _check_same(noised.mechanism, plan.mechanisms["organization"])
         update = noised.update
+    elif cfg.clip_norm is not None:
+        update = UpdateVector(layout, clip_l2(update.flat, cfg.clip_norm))
     entries = []
     for unit in UNITS:
         if plan.mechanisms[unit]:

@@ -1,14 +1,15 @@
-"""The Flower app end to end in Flower's simulation engine (Ray), with real local training.
+"""The Flower app end to end in Flower's simulation engine (Ray), with the real organization
+and provider steps.
 
 Each test runs the production ServerApp and the production ClientApp mods; faults are injected
 per (organization, round) by ``faulty_app``. The expected means are recomputed here, in the test
-process, from the same organization step (an obviously-correct slow reference).
+process, from the update vectors each organization kept of its own releases (what it sent), so
+the provider's aggregate is checked against the plain mean of exactly those vectors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,41 +17,50 @@ import numpy as np
 import pytest
 from flwr.simulation import run_simulation
 
-from gt_secure.app.config import AppConfig
+from gt_secure.aggregation.ckks import PUBLIC_FILE, ProviderKeys, load_public_context
+from gt_secure.app.roles import release_id_of
 from gt_secure.app.server_app import make_server_app
-from gt_secure.app.task import organization_step
+from gt_secure.protocols import load_protocol
+from gt_secure.update import UpdateVector
 from tests.app.faulty_app import Faults, make_faulty_client_app
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = {"client_resources": {"num_cpus": 1},
            "init_args": {"num_cpus": 2, "logging_level": "ERROR"}}
+DIM = 2048  # TinyLM LoRA update (r=2, q/v of 4 layers)
 
 
 @pytest.fixture(autouse=True)
-def _ray_workers_import_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+def _ray_workers_import_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
 
 
 def simulate(tmp_path: Path, overrides: dict[str, Any], faults: Faults,
-             num_nodes: int) -> dict[str, Any]:
-    overrides = overrides | {"output-dir": str(tmp_path), "round-timeout": 300.0}
+             num_nodes: int = 3) -> dict[str, Any]:
+    out = tmp_path / "out"
+    overrides = overrides | {"output-dir": str(out), "round-timeout": 300.0}
     run_simulation(make_server_app(overrides), make_faulty_client_app(overrides, faults),
                    num_supernodes=num_nodes, backend_config=BACKEND)
-    summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary
 
 
-def global_after(tmp_path: Path, round_idx: int, dim: int) -> np.ndarray:
+def global_after(tmp_path: Path, round_idx: int) -> np.ndarray:
+    """The provider's cumulative TinyLM update after ``round_idx`` (0: zeros)."""
     if round_idx == 0:
-        return np.zeros(dim, dtype=np.float32)
-    return np.load(tmp_path / f"tinylm_update_round{round_idx}.npz")["flat"]
+        return np.zeros(DIM, dtype=np.float32)
+    path = tmp_path / "out" / f"round{round_idx}" / "tinylm_update.safetensors"
+    return UpdateVector.load(path).flat
 
 
-def reference_mean(overrides: Mapping[str, Any], orgs: list[str], round_idx: int,
-                   start: np.ndarray) -> np.ndarray:
-    cfg = AppConfig.from_run_config({}, overrides).resolve()
-    updates = [organization_step(cfg, org, round_idx, start)[0] for org in orgs]
-    return np.mean(np.stack(updates).astype(np.float64), axis=0)
+def sent_mean(tmp_path: Path, summary: dict[str, Any], orgs: list[str],
+              round_idx: int) -> np.ndarray:
+    """Mean (float64) of the vectors the organizations say they released in ``round_idx``."""
+    releases = [UpdateVector.load(tmp_path / "orgs" / org / "releases" /
+                                  f"{release_id_of(org, summary['run_id'], round_idx)}"
+                                  ".safetensors").flat for org in orgs]
+    return np.mean(np.stack(releases).astype(np.float64), axis=0)
 
 
 def rejected(record: dict[str, Any]) -> dict[str, str]:
@@ -58,40 +68,43 @@ def rejected(record: dict[str, Any]) -> dict[str, str]:
 
 
 def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
-    # Prepare: 4 organizations; three send bad updates in round 1, one crashes in round 2.
-    overrides = {"protocol": "plain", "num-rounds": 2, "min-orgs": 4, "clip-norm": 1.0,
+    # Prepare: 3 organizations with the plain protocol (plain LoRA fine-tune, clip only).
+    # Round 1: bank sends a NaN and law an over-norm update, both bypassing their guards.
+    # Round 2: law names a foreign base model and hospital's process dies. Round 3: all honest.
+    overrides = {"protocol": "plain", "num-rounds": 3, "min-orgs": 3, "clip-norm": 1.0,
                  "noise-multiplier": 0.0}
-    faults = {("bank", 1): "nan", ("law", 1): "norm", ("org-3", 1): "base-hash",
-              ("org-3", 2): "crash"}
+    faults = {("bank", 1): "nan", ("law", 1): "norm", ("law", 2): "base-hash",
+              ("hospital", 2): "crash"}
 
     # Execute
-    summary = simulate(tmp_path, overrides, faults, num_nodes=4)
+    summary = simulate(tmp_path, overrides, faults)
 
     # Assert: each refusal names the organization and the field; the round went on.
-    first, second = summary["rounds"]
-    assert first["accepted"] == ["hospital"]
-    assert rejected(first) == {
-        "bank": "update[bank].flat.non_finite_count",
-        "law": "update[law].l2_norm",
-        "org-3": "update[org-3].layout.base_model_hash",
-    }
-    for rejection in first["rejections"]:
-        assert rejection["org_id"] in rejection["message"]
-        assert rejection["field"] in rejection["message"]
-    assert second["accepted"] == ["bank", "hospital", "law"]
-    assert [r["field"] for r in second["rejections"]] == ["reply"]
-    assert "organization process died" in second["rejections"][0]["message"]
-    # Assert: the aggregate is exactly the mean of the accepted updates, round after round.
-    dim = global_after(tmp_path, 1, 0).size
-    for record, orgs in ((first, ["hospital"]), (second, ["bank", "hospital", "law"])):
-        start = global_after(tmp_path, record["round"] - 1, dim)
-        expected = (start + reference_mean(overrides, orgs, record["round"], start))
-        got = global_after(tmp_path, record["round"], dim)
+    rounds = summary["rounds"]
+    assert [r["accepted"] for r in rounds] == [["hospital"], ["bank"], ["bank", "hospital", "law"]]
+    assert rejected(rounds[0]) == {"bank": "update[bank].flat.non_finite_count",
+                                   "law": "update[law].l2_norm"}
+    for rejection in rounds[0]["rejections"] + rounds[1]["rejections"]:
+        if rejection["field"] != "reply":
+            assert rejection["field"] in rejection["message"]
+            assert rejection["org_id"] in rejection["message"]
+    second = {r["field"]: r["message"] for r in rounds[1]["rejections"]}
+    assert set(second) == {"update[law].layout.base_model_hash", "reply"}
+    assert "organization process died" in second["reply"]
+    # Assert: the aggregate is exactly the mean of the accepted updates, round after round,
+    # and the plain protocol records nothing in the ledgers (no DP: epsilon would be inf).
+    for record in rounds:
+        start = global_after(tmp_path, record["round"] - 1)
+        expected = start + sent_mean(tmp_path, summary, record["accepted"], record["round"])
+        got = global_after(tmp_path, record["round"])
         np.testing.assert_allclose(got, expected.astype(np.float32), rtol=0, atol=1e-7)
+        assert 0 < record["mean_l2_norm"] <= 1.0 + 1e-5
+    assert not any((tmp_path / "orgs").glob("*/ledger.jsonl"))
 
 
 def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: Path) -> None:
-    # Prepare: 3 organizations, SecAgg+ with a majority threshold (one dropout tolerated).
+    # Prepare: 3 organizations, DP-SGD (the spec's example-level DP) without vector noise,
+    # SecAgg+ with a majority threshold (one dropout tolerated).
     # Round 1: law dies after the key exchange. Round 2: bank's own guard refuses its
     # over-norm update. Round 3: hospital bypasses its guard with a foreign base-model hash and
     # the provider screens it out of the sum on the plaintext metadata.
@@ -100,7 +113,7 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
     faults = {("law", 1): "crash", ("bank", 2): "guarded-norm", ("hospital", 3): "base-hash"}
 
     # Execute
-    summary = simulate(tmp_path, overrides, faults, num_nodes=3)
+    summary = simulate(tmp_path, overrides, faults)
 
     # Assert: who was dropped, and why, per round.
     rounds = summary["rounds"]
@@ -110,36 +123,48 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
     assert rejected(rounds[1]) == {"bank": "update[bank].l2_norm"}
     assert rejected(rounds[2]) == {"hospital": "update[hospital].layout.base_model_hash"}
     # Assert: the decoded SecAgg+ mean equals the plain mean within the documented bound.
-    dim = global_after(tmp_path, 1, 0).size
     for record in rounds:
         assert record["aggregation"] == "secagg"
-        start = global_after(tmp_path, record["round"] - 1, dim)
-        exact = reference_mean(overrides, record["accepted"], record["round"], start)
-        got = global_after(tmp_path, record["round"], dim).astype(np.float64) - start
+        start = global_after(tmp_path, record["round"] - 1).astype(np.float64)
+        exact = sent_mean(tmp_path, summary, record["accepted"], record["round"])
+        got = global_after(tmp_path, record["round"]).astype(np.float64) - start
         float32_rounding = 2.0**-23 * float(np.max(np.abs(start + exact)))
         bound = record["mean_error_bound"] + float32_rounding
         assert 0 < record["mean_error_bound"] < 1e-6
         assert float(np.max(np.abs(got - exact))) <= bound
         assert float(np.max(np.abs(exact))) > 100 * bound  # the check is not vacuous
-
-
-@pytest.mark.slow
-def test_real_dp_release_through_secagg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Prepare: the packaged dp-secagg protocol as specified (DP-SGD, sigma = 1 vector noise,
-    # pinned SecAgg+ parameters), with the organizations' real release step.
-    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
-    overrides = {"protocol": "dp-secagg", "local-step": "dp-release", "num-rounds": 1}
-
-    # Execute
-    summary = simulate(tmp_path / "out", overrides, {}, num_nodes=3)
-
-    # Assert: everyone contributed, each organization's ledger recorded its release, and the
-    # mean's norm sits in the band the noise implies (sqrt(D / 3) for sigma = 1).
-    (record,) = summary["rounds"]
-    assert record["accepted"] == ["bank", "hospital", "law"] and record["rejections"] == []
-    assert record["provider"]["tinylm_update_hash"]
-    dim = 2048
-    assert 0.7 * (dim / 3) ** 0.5 < record["mean_l2_norm"] < 1.3 * (dim / 3) ** 0.5
+    # Assert: each organization's ledger holds one DP-SGD entry per release it made.
     for org in ("bank", "hospital", "law"):
         lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
-        assert {json.loads(line)["round"] for line in lines} == {1}
+        assert {json.loads(line)["unit"] for line in lines} == {"example"}
+
+
+def test_ckks_round_decrypts_the_mean_of_the_sent_vectors(tmp_path: Path) -> None:
+    # Prepare: the packaged dp-ckks protocol as specified (DP-SGD, sigma = 1 vector noise, CKKS
+    # parameters pinned), keys made beforehand by the provider (`gt-secure provider
+    # ckks-keygen`); bank sends a layout naming a foreign base model.
+    params = load_protocol("dp-ckks").ckks.to_params()  # type: ignore[union-attr]
+    ProviderKeys.generate(params).save(tmp_path / "keys")
+    overrides = {"protocol": "dp-ckks", "num-rounds": 1, "ckks-key-dir": str(tmp_path / "keys")}
+
+    # Execute
+    summary = simulate(tmp_path, overrides, {("bank", 1): "base-hash"})
+
+    # Assert: bank was screened out by the aggregation on the metadata; the others summed.
+    (record,) = summary["rounds"]
+    assert record["aggregation"] == "ckks"
+    assert record["accepted"] == ["hospital", "law"]
+    assert rejected(record) == {"bank": "update[bank].layout.base_model_hash"}
+    # Assert: the decrypted mean equals the mean of what hospital and law sent, within the
+    # CKKS bound, and the noise is really there (norm ~ sqrt(D / 2) for sigma = 1).
+    exact = sent_mean(tmp_path, summary, record["accepted"], 1)
+    got = global_after(tmp_path, 1).astype(np.float64)
+    bound = record["mean_error_bound"] + 2.0**-23 * float(np.max(np.abs(exact)))
+    assert 0 < record["mean_error_bound"] < 1e-4
+    assert float(np.max(np.abs(got - exact))) <= bound
+    assert 0.7 * (DIM / 2) ** 0.5 < record["mean_l2_norm"] < 1.3 * (DIM / 2) ** 0.5
+    # Assert: every release is in its organization's ledger (example and organization units).
+    for org in ("bank", "hospital", "law"):
+        lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
+        assert sorted(json.loads(line)["unit"] for line in lines) == ["example", "organization"]
+    load_public_context((tmp_path / "keys" / PUBLIC_FILE).read_bytes())  # no secret key in it

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from gt_secure.app.layout import Layout, content_hash
 from gt_secure.app.messages import UpdatePayload
-from gt_secure.app.task import LAYOUT_VERSION, Layout, content_hash
 from gt_secure.app.validation import (
     Expected,
     Rejection,
@@ -20,7 +20,7 @@ from gt_secure.app.validation import (
 )
 from gt_secure.errors import InvalidFieldError, LayoutMismatchError, UpdateVectorError
 
-LAYOUT = Layout(LAYOUT_VERSION, "tinylm", "ab" * 32, (("a.q_proj.weight", (4, 3)),
+LAYOUT = Layout(1, "tinylm", "ab" * 32, (("a.q_proj.weight", (4, 3)),
                                                       ("a.v_proj.weight", (2,))))
 EXPECTED = Expected(LAYOUT, norm_bound(1.0, 0.0, LAYOUT.dim))
 
@@ -57,7 +57,7 @@ def test_bad_values_are_refused_with_org_and_field(mutate, error, field) -> None
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    ({"version": LAYOUT_VERSION + 1}, "update[bank].layout.version"),
+    ({"version": 1 + 1}, "update[bank].layout.version"),
     ({"base_model": "llm"}, "update[bank].layout.base_model"),
     ({"base_model_hash": "00" * 32}, "update[bank].layout.base_model_hash"),
     ({"entries": (("a.q_proj.weight", (3, 4)), ("a.v_proj.weight", (2,)))},

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gt_secure.cli.main import main
 from gt_secure.deploy.federation import Federation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
                                                     tmp_path: Path) -> None:
     # Prepare: the provider starts the SuperLink and registers the organizations' public keys.
     started = time.monotonic()
-    link = federation.start_superlink(enable_auth=True)
+    federation.start_superlink(enable_auth=True)
     keys = {org: federation.new_node_key(org) for org in ORGS}
     node_ids = {org: federation.register(key) for org, key in keys.items()}
     nodes = {org: federation.start_supernode(org, key) for org, key in keys.items()}
@@ -44,21 +45,30 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     online = federation.wait_online(len(ORGS), timeout=300)
     assert sorted(online) == sorted(node_ids.values()), [n.log()[-1000:] for n in nodes.values()]
 
-    # Execute: submit the app over TLS with `flwr run`.
+    # Execute: the provider makes its CKKS keys; the app runs dp-ckks over TLS with `flwr run`.
+    keys = tmp_path / "provider-keys"
+    assert main(["provider", "ckks-keygen", "--protocol", "dp-ckks", "--out", str(keys)]) == 0
     out = tmp_path / "out"
-    run_id = federation.run({"protocol": "plain", "local-step": "torch-step",
-                             "num-rounds": 1, "min-orgs": len(ORGS),
-                             "clip-norm": 1.0, "noise-multiplier": 0.0,
-                             "output-dir": str(out), "round-timeout": 500.0})
+    run_id = federation.run({"protocol": "dp-ckks", "num-rounds": 1, "min-orgs": len(ORGS),
+                             "ckks-key-dir": str(keys), "output-dir": str(out),
+                             "round-timeout": 500.0})
     record = federation.wait_run(run_id, timeout=600)
 
     # Assert: the run completed and every registered organization contributed.
-    assert record["status"] == "finished:completed", (record, link.log()[-3000:])
+    assert record["status"] == "finished:completed", federation.run_log(run_id)[-5000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run_id"] == run_id
     (only,) = summary["rounds"]
+    assert only["aggregation"] == "ckks"
     assert only["accepted"] == sorted(ORGS)
     assert only["rejections"] == []
-    assert only["mean_l2_norm"] > 0
     assert "rogue" not in json.dumps(summary)
+    # Assert: each organization's node recorded its DP release in its own ledger, and the
+    # provider exported the LLM adapter from the decrypted mean.
+    for org in ORGS:
+        ledger = tmp_path / "state" / org / "ledger.jsonl"
+        units = sorted(json.loads(line)["unit"] for line in ledger.read_text().splitlines())
+        assert units == ["example", "organization"], org
+    adapter = Path(only["provider"]["adapter_dir"])
+    assert (adapter / "adapter_config.json").exists()
     print(f"deployment test: {time.monotonic() - started:.0f} s")
