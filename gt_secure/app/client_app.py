@@ -1,4 +1,5 @@
-"""Organization node: a Flower ClientApp that trains locally and returns its update vector.
+"""Organization node: a Flower ClientApp that trains locally and returns its update vector,
+then receives and scores the provider's LLM adapter.
 
 Run by ``flower-supernode`` (deployment) or the simulation engine. The organization is named by
 the SuperNode's ``--node-config 'org-id="..."'`` (simulation: ``org-<partition-id>``).
@@ -9,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flwr.app import Context, Message
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
+from gt_secure.app.delivery import EVAL_TEXTS, evaluation_reply, receive_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
 from gt_secure.app.mods import ckks_encrypt_mod, make_update_guard, secagg_route_mod
-from gt_secure.app.roles import organization_step
+from gt_secure.app.roles import organization_step, state_dir
 
 
 def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
@@ -28,6 +30,17 @@ def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload
     return UpdatePayload(org_id, flat, layout.to_json(), ledger, content_hash(flat))
 
 
+def receive(msg: Message, context: Context) -> RecordDict:
+    """Verify, keep and score the LLM adapter the provider delivered; the reply content."""
+    from gt_secure.data.organizations import org_texts
+
+    org_id = org_id_of(context.node_config)
+    count = int(context.node_config.get("eval-texts", EVAL_TEXTS))
+    _, metrics = receive_adapter(msg.content, state_dir(org_id, context.node_config),
+                                 context.run_id, org_texts(org_id, "validation", count))
+    return evaluation_reply(org_id, metrics)
+
+
 def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     """ClientApp whose settings are ``run_config`` updated with ``overrides``."""
     app = ClientApp(mods=[secagg_route_mod, ckks_encrypt_mod, make_update_guard(overrides)])
@@ -37,6 +50,10 @@ def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
         cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         payload = local_update(msg, context, cfg)
         return Message(write_reply(payload, secagg=is_secagg(msg.content)), reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        return Message(receive(msg, context), reply_to=msg)
 
     return app
 

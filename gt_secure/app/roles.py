@@ -12,9 +12,10 @@ Organization-local state (``node_config``, all optional): ``state-dir`` (default
 ``$GT_SECURE_STATE_DIR/<org-id>``, else ``~/.gt-secure/<org-id>``) holds ``ledger.jsonl``, the
 Ed25519 ledger key ``<org>.key.pem`` (created on first use; ``<org>.pub.pem`` goes to the
 auditor), the data-fingerprint salt and ``releases/<release-id>.safetensors`` (every vector it
-sent, matching the ledger's ``update_vector_hash``); ``budget-epsilon`` (default 100.0) is the
-organization's total epsilon per protected privacy unit; ``num-texts`` (default 64) is how many
-of its training texts a round uses.
+sent, matching the ledger's ``update_vector_hash``) and ``adapters/`` (the LLM adapters the
+provider delivered); ``budget-epsilon`` (default 100.0) is the organization's total epsilon per
+protected privacy unit; ``num-texts`` (default 64) is how many of its training texts a round
+uses; ``eval-texts`` (default 32) how many validation texts score a delivered adapter.
 """
 
 from __future__ import annotations
@@ -69,12 +70,17 @@ def release_config(cfg: Resolved, budget: float, steps: int) -> Any:
         plain=FinetuneConfig(steps=steps))
 
 
+def state_dir(org_id: str, node_config: Mapping[str, Any]) -> Path:
+    """The organization's local state directory (see the module docstring)."""
+    root = Path(os.environ.get("GT_SECURE_STATE_DIR", Path.home() / ".gt-secure"))
+    return Path(str(node_config.get("state-dir", root / org_id))).expanduser()
+
+
 def _state(org_id: str, node_config: Mapping[str, Any]) -> tuple[Path, Any, Any, bytes]:
     from gt_secure.ledger.signing import generate_key, load_private_key, save_keypair
     from gt_secure.ledger.store import Ledger
 
-    root = Path(os.environ.get("GT_SECURE_STATE_DIR", Path.home() / ".gt-secure"))
-    state = Path(str(node_config.get("state-dir", root / org_id))).expanduser()
+    state = state_dir(org_id, node_config)
     key_path = state / f"{org_id}.key.pem"
     if not key_path.exists():
         save_keypair(generate_key(), state, org_id)

@@ -2,7 +2,9 @@
 
 Each round: every connected organization trains from the current cumulative TinyLM update and
 returns its update; the provider averages the accepted ones (plain, SecAgg+ or CKKS), adds the
-mean to the cumulative update, runs the provider step and records the round in ``summary.json``.
+mean to the cumulative update, runs the provider step and records the round in
+``summary.json``. After the last round the adapter goes to every organization, which scores it
+on its own validation texts (``summary.json: delivery``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gt_secure.aggregation.ckks import ProviderKeys
 from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
 from gt_secure.app.config import AppConfig, Resolved
+from gt_secure.app.delivery import deliver_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
 from gt_secure.app.roles import provider_step
@@ -62,7 +65,12 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             artifact = provider_step(global_flat, round_idx, out_dir)
         rounds.append(_record(result, len(nodes), artifact))
         _write(out_dir, context, cfg, rounds)
-    return _write(out_dir, context, cfg, rounds)
+    delivery = None
+    last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)
+    if last is not None:
+        delivery = deliver_adapter(grid, sorted(grid.get_node_ids()), last["round"],
+                                   Path(last["provider"]["adapter_dir"]), cfg.app.round_timeout)
+    return _write(out_dir, context, cfg, rounds, delivery)
 
 
 def provider_keys(cfg: Resolved, out_dir: Path) -> ProviderKeys:
@@ -98,12 +106,13 @@ def _record(result: RoundResult, num_nodes: int,
     }
 
 
-def _write(out_dir: Path, context: Context, cfg: Resolved,
-           rounds: list[dict[str, Any]]) -> dict[str, Any]:
+def _write(out_dir: Path, context: Context, cfg: Resolved, rounds: list[dict[str, Any]],
+           delivery: dict[str, Any] | None = None) -> dict[str, Any]:
     config = asdict(cfg.app) | {k: v for k, v in asdict(cfg).items()
                                 if k not in ("app", "secagg", "ckks")}
     config["ckks"] = None if cfg.ckks is None else cfg.ckks.model_dump(mode="json")
-    summary = {"run_id": context.run_id, "config": config, "rounds": rounds}
+    summary = {"run_id": context.run_id, "config": config, "rounds": rounds,
+               "delivery": delivery}
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
     tmp.replace(out_dir / "summary.json")

@@ -19,7 +19,7 @@ from flwr.app import Context, Message, MessageType
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 
-from gt_secure.app.client_app import local_update
+from gt_secure.app.client_app import local_update, receive
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
 from gt_secure.app.mods import (
@@ -77,5 +77,9 @@ def make_faulty_client_app(overrides: Mapping[str, Any], faults: Faults) -> Clie
         if fault is not None:
             payload = corrupt(payload, fault, expected_for(cfg).norm_bound)
         return Message(write_reply(payload, secagg=is_secagg(msg.content)), reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        return Message(receive(msg, context), reply_to=msg)
 
     return app

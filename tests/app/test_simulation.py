@@ -168,3 +168,16 @@ def test_ckks_round_decrypts_the_mean_of_the_sent_vectors(tmp_path: Path) -> Non
         lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
         assert sorted(json.loads(line)["unit"] for line in lines) == ["example", "organization"]
     load_public_context((tmp_path / "keys" / PUBLIC_FILE).read_bytes())  # no secret key in it
+    # Assert: every organization received the provider's adapter (same content hash as the
+    # provider's LLM update), kept it as a PEFT adapter and scored it on its validation texts.
+    delivery = summary["delivery"]
+    assert delivery["llm_update_hash"] == record["provider"]["llm_update_hash"]
+    assert delivery["failures"] == []
+    assert sorted(delivery["evaluations"]) == ["bank", "hospital", "law"]
+    for org, scores in delivery["evaluations"].items():
+        assert scores["texts"] == 32
+        assert 1 < scores["base_llm_ppl"] < 1e4 and 1 < scores["generated_llm_ppl"] < 1e4
+        kept = tmp_path / "orgs" / org / "adapters" / f"{summary['run_id']}-round1"
+        assert (kept / "adapter_config.json").exists()
+        received = UpdateVector.load(kept / "update_vector.safetensors")
+        assert received.content_hash() == delivery["llm_update_hash"]

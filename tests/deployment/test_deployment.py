@@ -71,4 +71,8 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
         assert units == ["example", "organization"], org
     adapter = Path(only["provider"]["adapter_dir"])
     assert (adapter / "adapter_config.json").exists()
+    # Assert: the adapter reached every organization, which scored it on its own texts.
+    assert sorted(summary["delivery"]["evaluations"]) == sorted(ORGS)
+    for org in ORGS:
+        assert (tmp_path / "state" / org / "adapters" / f"{run_id}-round1").is_dir()
     print(f"deployment test: {time.monotonic() - started:.0f} s")
