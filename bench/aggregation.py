@@ -205,10 +205,10 @@ def markdown(rows: list[Row], keygen: float, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, path: Path = DOC) -> None:
-    """Replace (or append) the ``## Aggregation`` section, leaving other sections untouched."""
+def write_section(section: str, heading: str = HEADING, path: Path = DOC) -> None:
+    """Replace (or append) the ``heading`` section, leaving other sections untouched."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -47,6 +48,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     rounds: list[dict[str, Any]] = []
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
+        started = time.monotonic()
         log.info("round %d: %s aggregation over %d nodes", round_idx, cfg.aggregation,
                  len(nodes))
         if cfg.aggregation == "secagg":
@@ -59,11 +61,13 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         else:
             result = plain_round(grid, nodes, round_idx, global_flat, expected,
                                  cfg.app.round_timeout)
+        aggregated = time.monotonic()
         artifact = None
         if result.mean is not None:
             global_flat = (global_flat + result.mean).astype(np.float32)
             artifact = provider_step(global_flat, round_idx, out_dir)
-        rounds.append(_record(result, len(nodes), artifact))
+        seconds = {"round": aggregated - started, "provider": time.monotonic() - aggregated}
+        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds})
         _write(out_dir, context, cfg, rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tenseal as ts
@@ -9,8 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gt_secure.aggregation.ckks import (
+    PUBLIC_FILE,
+    SECRET_FILE,
     ProviderKeys,
     add_ciphertexts,
+    check_ciphertexts,
     decrypt_sum,
     encrypt,
     load_public_context,
@@ -133,3 +138,31 @@ def test_add_refuses_mismatched_shapes(public: ts.Context, keys: ProviderKeys) -
         add_ciphertexts([short, encrypt(np.ones(11, dtype=np.float32), public)], public)
     with pytest.raises(InvalidFieldError, match="length must be equal to the encrypted length"):
         decrypt_sum(short, keys, 11)
+
+
+def test_saved_keys_reload_and_only_the_secret_file_is_private(
+    keys: ProviderKeys, public: ts.Context, tmp_path: Path
+) -> None:
+    keys.save(tmp_path)
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    reloaded = ProviderKeys.load(tmp_path)
+    assert reloaded.params == keys.params
+    vector = np.linspace(-1, 1, 100).astype(np.float32)
+    blobs = encrypt(vector, load_public_context((tmp_path / PUBLIC_FILE).read_bytes()))
+    np.testing.assert_allclose(decrypt_sum(blobs, reloaded, 100), vector,
+                               atol=keys.params.error_bound(1))
+    (tmp_path / SECRET_FILE).unlink()
+    with pytest.raises(InvalidFieldError, match="ckks_key_dir"):
+        ProviderKeys.load(tmp_path)
+
+
+def test_check_ciphertexts_names_the_bad_field(public: ts.Context) -> None:
+    blobs = encrypt(np.ones(3000, dtype=np.float32), public)
+    check_ciphertexts(blobs, public, 3000)
+    with pytest.raises(InvalidFieldError, match=r"len\(update\[bank\].ciphertexts\)"):
+        check_ciphertexts(blobs[:1], public, 3000, field="update[bank].ciphertexts")
+    with pytest.raises(InvalidFieldError, match=r"update\[bank\].ciphertexts\[0\] must be"):
+        check_ciphertexts([b"not a ciphertext", blobs[1]], public, 3000,
+                          field="update[bank].ciphertexts")
+    with pytest.raises(InvalidFieldError, match=r"ciphertexts\[1\].size"):
+        check_ciphertexts([blobs[0], blobs[0]], public, 3000)

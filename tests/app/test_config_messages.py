@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
-from gt_secure.aggregation.ckks import ProviderKeys, decrypt_sum
+from gt_secure.aggregation.ckks import SECRET_FILE, ProviderKeys, decrypt_sum
+from gt_secure.aggregation.ckks_params import CkksParams
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import (
     UPDATE,
@@ -21,6 +24,7 @@ from gt_secure.app.messages import (
     write_reply,
 )
 from gt_secure.app.mods import ckks_encrypt_mod
+from gt_secure.app.server_app import provider_keys
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError, SecretKeyExposureError
 
 
@@ -136,3 +140,19 @@ def test_ckks_mod_leaves_other_requests_alone() -> None:
 
     ckks_encrypt_mod(msg, _context(), handler)
     assert seen == [msg]
+
+
+def test_provider_keys_come_from_the_key_dir_and_must_match_the_protocol(
+    tmp_path: Path,
+) -> None:
+    fresh = AppConfig.from_run_config({"protocol": "dp-ckks"}).resolve()
+    keys = provider_keys(fresh, tmp_path / "out")
+    assert (tmp_path / "out" / "ckks" / SECRET_FILE).exists()
+    assert fresh.ckks is not None and keys.params == fresh.ckks.to_params()
+    other = CkksParams(poly_modulus_degree=8192, coeff_mod_bit_sizes=(60, 40, 60),
+                       global_scale_bits=40)
+    ProviderKeys.generate(other).save(tmp_path / "keys")
+    cfg = AppConfig.from_run_config({"protocol": "dp-ckks",
+                                     "ckks-key-dir": str(tmp_path / "keys")}).resolve()
+    with pytest.raises(ProtocolConfigError, match="ckks_key_dir"):
+        provider_keys(cfg, tmp_path / "out2")
