@@ -191,7 +191,7 @@ def markdown(rows: list[Row], keygen: float, command: str) -> str:
         f"- {throughput(rows)}.",
         "- SecAgg+: `choose_secagg_params(clip_norm=1, num_clients=n)`, num_shares = n, "
         "Flower 1.42 primitives in process (key agreement, Shamir, masks; no messaging, no "
-        "dropouts). The full round time comes from the Flower app.",
+        "dropouts). Full Flower round times: `## Flower app rounds`.",
         "- Critical path = one organization + server + provider (organizations in parallel, no "
         "network). Bytes: plain and SecAgg+ use Flower's `ndarray_to_bytes` (SecAgg+ sends "
         "int64, 2x); CKKS sends serialized ciphertexts (6.8x; [60, 40, 60] at N=8192 gives "
