@@ -21,7 +21,7 @@ from gt_secure.protocols import (
     threat_model_path,
 )
 
-NAMES = ["dp-ckks", "dp-secagg", "plain"]
+NAMES = ["dp-ckks", "dp-secagg", "dp-sgd-secagg", "plain"]
 
 
 def _raw(name: str) -> dict[str, Any]:
@@ -53,6 +53,17 @@ def test_secure_specs_match_the_choosers() -> None:
     assert secagg.secagg.quantization_range == chosen.quantization_range
     assert secagg.secagg.to_params().max_clients() >= secagg.max_organizations
     assert (secagg.secagg_sum_error() or 1.0) < 1e-4 and (ckks.ckks_sum_error() or 1.0) < 1e-4
+
+
+def test_dp_sgd_secagg_has_example_dp_only_and_exact_secagg_range() -> None:
+    spec = load_protocol("dp-sgd-secagg")
+    assert spec.dp is not None and spec.dp.organization is None
+    assert spec.dp.example is not None and spec.dp.example.epsilon == 1.0
+    chosen = choose_secagg_params(1.0, spec.max_organizations, 1e-3)  # no noise: max_abs = clip
+    assert spec.secagg is not None
+    assert spec.secagg.clipping_range == chosen.clipping_range == 1.0
+    assert spec.secagg.quantization_range == chosen.quantization_range
+    assert (spec.secagg_sum_error() or 1.0) < 1e-5
 
 
 def test_load_by_path_and_unknown_name(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ class AppConfig:
     organizations (majority threshold, so dropouts are tolerated with 3 organizations).
     ``local-steps``: DP-SGD (or, without example-level DP, plain fine-tune) steps per round.
     ``ckks-key-dir``: the provider's CKKS keys (``gt-secure provider ckks-keygen``); empty: fresh
-    keys for the run under ``output-dir/ckks``.
+    keys for the run under ``output-dir/ckks``. ``num-texts``: training texts per organization and
+    round (0: the node's ``num-texts``, else 64).
     """
 
     protocol: str = "dp-secagg"
@@ -45,6 +46,7 @@ class AppConfig:
     output_dir: str = "runs/app"
     local_steps: int = 2
     ckks_key_dir: str = ""
+    num_texts: int = 0
 
     def __post_init__(self) -> None:
         problems: list[InvalidFieldError] = []
@@ -59,6 +61,7 @@ class AppConfig:
         need(self.secagg_params in SECAGG_SOURCES, "secagg_params", f"one of {SECAGG_SOURCES}")
         need(self.round_timeout > 0, "round_timeout", "> 0")
         need(self.local_steps >= 1, "local_steps", ">= 1")
+        need(self.num_texts >= 0, "num_texts", ">= 0 (0: node-config num-texts, else 64)")
         if problems:
             first = problems[0]
             for other in problems[1:]:

@@ -104,7 +104,8 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
 
     layout = lora_layout()
     state, ledger, key, salt = _state(org_id, node_config)
-    texts = org_texts(org_id, "train", int(node_config.get("num-texts", 64)))
+    n_texts = cfg.app.num_texts or int(node_config.get("num-texts", 64))
+    texts = org_texts(org_id, "train", n_texts)
     budget = float(node_config.get("budget-epsilon", 100.0))
     start_vec = UpdateVector(layout, start.astype(np.float32)) if np.any(start) else None
     config = release_config(cfg, budget, cfg.app.local_steps)

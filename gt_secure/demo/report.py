@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
+from gt_secure.demo.verdict import change_vs_base, verdict
 
-MEMBERS = 64  # training texts per organization in a simulated round (gt_secure.app.roles default)
+MEMBERS = 64  # audited members per organization: its first training texts (all were trained on)
 
 
 def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
@@ -44,15 +45,25 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
     return results
 
 
+def _last_round(summary: dict[str, Any], out: Path) -> Path:
+    return out / "provider" / f"round{len(summary['rounds'])}"
+
+
+def _last_update(summary: dict[str, Any], out: Path) -> Any:
+    """The cumulative TinyLM update after the last round (an ``UpdateVector``)."""
+    from gt_secure.update import UpdateVector
+
+    return UpdateVector.load(_last_round(summary, out) / "tinylm_update.safetensors")
+
+
 def released_models(summary: dict[str, Any], out: Path) -> dict[str, Any]:
     """Base models and the last round's aggregated TinyLM and generated LLM."""
     from gt_secure.provider.adapter import adapted_model, fresh_lora, load_adapter
-    from gt_secure.update import UpdateVector
 
-    last = out / "provider" / f"round{len(summary['rounds'])}"
+    last = _last_round(summary, out)
     models: dict[str, Any] = {
         "base_tinylm": fresh_lora("tinylm")[0],
-        "tinylm_aggregated": adapted_model(UpdateVector.load(last / "tinylm_update.safetensors")),
+        "tinylm_aggregated": adapted_model(_last_update(summary, out)),
         "base_llm": fresh_lora("llm")[0],
     }
     if (last / "adapter" / "adapter_config.json").exists():
@@ -60,8 +71,9 @@ def released_models(summary: dict[str, Any], out: Path) -> dict[str, Any]:
     return models
 
 
-def membership_audit(models: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Loss attack: each organization's training texts (members) vs its held-out texts."""
+def membership_audit(models: dict[str, Any], trained: int) -> dict[str, dict[str, float]]:
+    """Loss attack: each organization's first ``min(64, trained)`` training texts (members, all
+    trained on) vs as many held-out texts."""
     from gt_secure.audit.attacks import LossAttack
     from gt_secure.audit.metrics import attack_metrics
     from gt_secure.models.loading import load_tokenizer
@@ -73,7 +85,8 @@ def membership_audit(models: dict[str, Any]) -> dict[str, dict[str, float]]:
             continue
         scores, labels = [], []
         for org in ORGANIZATIONS:
-            members, others = org_texts(org, "train", MEMBERS), org_texts(org, "test", MEMBERS)
+            n = min(MEMBERS, trained)
+            members, others = org_texts(org, "train", n), org_texts(org, "test", n)
             scores.append(attack.score(models[name], members + others))
             labels.append(np.r_[np.ones(len(members)), np.zeros(len(others))])
         m = attack_metrics(np.concatenate(scores), np.concatenate(labels))
@@ -98,19 +111,9 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
         table.add_row(org, str(r["entries"]), eps, "yes" if r["ok"] else f"NO: {r['detail']}")
     console.print(table)
     models = released_models(summary, out)
-    with console.status("evaluating base, aggregated and generated models"):
-        ppl, acc = evaluate_models(models)
-    result_table = Table(title="Held-out perplexity (accuracy) per organization")
-    result_table.add_column("model")
-    for org in ORGANIZATIONS:
-        result_table.add_column(org, justify="right")
-    for name in models:
-        result_table.add_row(
-            name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})" for o in ORGANIZATIONS]
-        )
-    console.print(result_table)
+    trained = int(summary.get("config", {}).get("num_texts") or MEMBERS)
     with console.status("membership-inference audit"):
-        audit = membership_audit(models)
+        audit = membership_audit(models, trained)
     audit_table = Table(title="Membership inference (loss attack; AUC 0.5 = no leakage)")
     for col in ("model", "AUC [95% CI]", "TPR @ 1% FPR"):
         audit_table.add_column(col)
@@ -121,11 +124,30 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
             f"{m['tpr_at_1pct_fpr']:.3f}",
         )
     console.print(audit_table)
+    with console.status("evaluating base, aggregated and generated models"):
+        ppl, acc = evaluate_models(models)
+    change = change_vs_base(ppl)
+    result_table = Table(title="Held-out perplexity (accuracy) per organization; lower is better")
+    result_table.add_column("model", no_wrap=True)
+    for org in ORGANIZATIONS:
+        result_table.add_column(org, justify="right")
+    result_table.add_column("vs base (mean)", justify="right")
+    for name in models:
+        shown = f"{change[name]:+.0%}" if name in change else "-"
+        result_table.add_row(
+            name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})" for o in ORGANIZATIONS], shown
+        )
+    console.print(result_table)
+    lines = verdict(summary, ledgers, ppl, _last_update(summary, out).flat.size)
+    for line in lines:
+        console.print(line)
     return {
         "ledgers": ledgers,
         "ledgers_ok": all(r["ok"] for r in ledgers.values()),
         "perplexity": ppl,
         "accuracy": acc,
         "audit": audit,
+        "change_vs_base": change,
+        "verdict": lines,
         "federation": summary,
     }

@@ -16,9 +16,12 @@ BACKEND: dict[str, dict[str, Any]] = {
 
 
 def run_protocol(
-    protocol: str, out: Path, rounds: int = 0, local_steps: int = 16
+    protocol: str, out: Path, rounds: int = 0, local_steps: int = 32, num_texts: int = 512
 ) -> dict[str, Any]:
-    """Run ``protocol`` with the real organization and provider steps; returns summary.json."""
+    """Run ``protocol`` with the real organization and provider steps; returns summary.json.
+
+    Each organization trains on its first ``num_texts`` training texts for ``local_steps`` steps.
+    """
     from flwr.simulation import run_simulation
 
     from gt_secure.app.client_app import make_client_app
@@ -28,6 +31,7 @@ def run_protocol(
         "protocol": protocol,
         "num-rounds": rounds,
         "local-steps": local_steps,
+        "num-texts": num_texts,
         "output-dir": str(out / "provider"),
     }
     logging.getLogger("flwr").setLevel(logging.WARNING)
