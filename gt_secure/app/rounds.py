@@ -8,10 +8,11 @@ refused, failed or timed out; the round goes on without them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import Context, Message, MessageType
+from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from gt_secure.aggregation.ckks import (
@@ -31,6 +32,7 @@ from gt_secure.app.messages import (
     make_ckks_request,
     make_request,
     read_encrypted_reply,
+    read_meta,
     read_reply,
 )
 from gt_secure.app.validation import (
@@ -63,34 +65,53 @@ def _refuse(result: RoundResult, rejection: Rejection) -> None:
     result.rejections.append(rejection)
 
 
-def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.ndarray,
-                expected: Expected, timeout: float) -> RoundResult:
-    """Collect every update in the clear, validate each, and average the accepted ones."""
-    result = RoundResult(round_idx, "plain", None)
-    messages = [Message(make_request(round_idx, global_flat), dst_node_id=node,
-                        message_type=MessageType.TRAIN, group_id=str(round_idx))
-                for node in node_ids]
-    total = np.zeros(expected.layout.dim, dtype=np.float64)
+def _collect(grid: Grid, node_ids: list[int], result: RoundResult,
+             request: Callable[[], RecordDict], timeout: float,
+             accept: Callable[[str, RecordDict], None]) -> None:
+    """Send ``request()`` to every node; keep each reply that ``accept(org, content)`` takes.
+
+    A reply with an error, a missing or repeated organization, or one ``accept`` refuses with an
+    :class:`InvalidFieldError`, and every node that does not answer in time, is recorded in
+    ``result.rejections``; the round goes on without it.
+    """
+    messages = [Message(request(), dst_node_id=node, message_type=MessageType.TRAIN,
+                        group_id=str(result.round)) for node in node_ids]
     answered: set[int] = set()
     for reply in grid.send_and_receive(messages, timeout=timeout):
         node = reply.metadata.src_node_id
         answered.add(node)
         if reply.has_error():
-            _refuse(result, Rejection.of(reply.error.reason or "error", "?", node, "plain"))
+            reason = reply.error.reason or "error"
+            _refuse(result, Rejection.of(reason, "?", node, result.aggregation))
             continue
-        payload = read_reply(reply.content)
+        org = read_meta(reply.content).get(KEY_ORG, "?")
         try:
-            if payload.org_id in result.accepted:
-                raise InvalidFieldError(f"update[{payload.org_id}].org_id", payload.org_id,
-                                        "unique in the round")
-            validate_update(payload, expected)
+            if org == "?" or org in result.accepted:
+                raise InvalidFieldError(f"update[{org}].org_id", org, "present and unique")
+            accept(org, reply.content)
         except InvalidFieldError as err:
-            _refuse(result, Rejection.of(err, payload.org_id, node, "plain"))
+            _refuse(result, Rejection.of(err, org, node, result.aggregation))
             continue
-        total += payload.flat.astype(np.float64)
-        result.accepted.append(payload.org_id)
+        result.accepted.append(org)
     for node in sorted(set(node_ids) - answered):
-        _refuse(result, Rejection.of(f"no reply within {timeout} s", "?", node, "plain"))
+        reason = f"no reply within {timeout} s"
+        _refuse(result, Rejection.of(reason, "?", node, result.aggregation))
+
+
+def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.ndarray,
+                expected: Expected, timeout: float) -> RoundResult:
+    """Collect every update in the clear, validate each, and average the accepted ones."""
+    result = RoundResult(round_idx, "plain", None)
+    total = np.zeros(expected.layout.dim, dtype=np.float64)
+
+    def accept(org: str, content: RecordDict) -> None:
+        nonlocal total
+        payload = read_reply(content)
+        validate_update(payload, expected)
+        total += payload.flat.astype(np.float64)
+
+    _collect(grid, node_ids, result, lambda: make_request(round_idx, global_flat), timeout,
+             accept)
     if result.accepted:
         result.mean = total / len(result.accepted)
     return result
@@ -104,32 +125,18 @@ def ckks_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.
     result = RoundResult(round_idx, "ckks", None)
     public_bytes = keys.public_context_bytes()
     aggregator_ctx = load_public_context(public_bytes)  # the aggregation never sees the secret
-    messages = [Message(make_ckks_request(round_idx, global_flat, public_bytes, max_abs),
-                        dst_node_id=node, message_type=MessageType.TRAIN, group_id=str(round_idx))
-                for node in node_ids]
     dim = expected.layout.dim
     encrypted: list[list[bytes]] = []
-    answered: set[int] = set()
-    for reply in grid.send_and_receive(messages, timeout=timeout):
-        node = reply.metadata.src_node_id
-        answered.add(node)
-        if reply.has_error():
-            _refuse(result, Rejection.of(reply.error.reason or "error", "?", node, "ckks"))
-            continue
-        meta, chunks = read_encrypted_reply(reply.content)
-        org = meta.get(KEY_ORG, "?")
-        try:
-            if org == "?" or org in result.accepted:
-                raise InvalidFieldError(f"update[{org}].org_id", org, "present and unique")
-            check_metadata(org, meta.get(KEY_LAYOUT, ""), expected)
-            check_ciphertexts(chunks, aggregator_ctx, dim, field=f"update[{org}].ciphertexts")
-        except InvalidFieldError as err:
-            _refuse(result, Rejection.of(err, org, node, "ckks"))
-            continue
+
+    def accept(org: str, content: RecordDict) -> None:
+        meta, chunks = read_encrypted_reply(content)
+        check_metadata(org, meta.get(KEY_LAYOUT, ""), expected)
+        check_ciphertexts(chunks, aggregator_ctx, dim, field=f"update[{org}].ciphertexts")
         encrypted.append(chunks)
-        result.accepted.append(org)
-    for node in sorted(set(node_ids) - answered):
-        _refuse(result, Rejection.of(f"no reply within {timeout} s", "?", node, "ckks"))
+
+    _collect(grid, node_ids, result,
+             lambda: make_ckks_request(round_idx, global_flat, public_bytes, max_abs), timeout,
+             accept)
     if not encrypted:
         return result
     encrypted_sum = add_ciphertexts(encrypted, aggregator_ctx)
