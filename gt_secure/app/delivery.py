@@ -15,12 +15,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
-from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from transformers import PreTrainedModel
 
-from gt_secure.app.messages import KEY_ORG, META, read_meta
-from gt_secure.app.validation import Rejection
+from gt_secure.app.messages import KEY_ORG, META
+from gt_secure.app.rounds import RoundResult, collect_replies
 from gt_secure.errors import InvalidFieldError
 from gt_secure.update import UpdateVector
 
@@ -44,26 +44,17 @@ def deliver_adapter(grid: Grid, node_ids: list[int], round_idx: int, adapter_dir
                     timeout: float) -> dict[str, Any]:
     """Send the adapter of ``round_idx`` to every node; collect their own evaluations."""
     content = adapter_message(round_idx, adapter_dir)
-    messages = [Message(content, dst_node_id=node, message_type=MessageType.EVALUATE,
-                        group_id=f"delivery-{round_idx}") for node in node_ids]
+    result = RoundResult(round_idx, "delivery", None)
     evaluations: dict[str, dict[str, float]] = {}
-    rejections: list[dict[str, Any]] = []
-    answered: set[int] = set()
-    for reply in grid.send_and_receive(messages, timeout=timeout):
-        node = reply.metadata.src_node_id
-        answered.add(node)
-        if reply.has_error():
-            reason = reply.error.reason or "error"
-            rejections.append(asdict(Rejection.of(reason, "?", node, "delivery")))
-            continue
-        org = read_meta(reply.content).get(KEY_ORG, "?")
-        evaluations[org] = {k: float(cast(float, v))
-                            for k, v in reply.content.metric_records[EVALUATION].items()}
-    for node in sorted(set(node_ids) - answered):
-        rejections.append(asdict(Rejection.of(f"no reply within {timeout} s", "?", node,
-                                              "delivery")))
+
+    def accept(org: str, reply: RecordDict) -> None:
+        metrics = reply.metric_records[EVALUATION]
+        evaluations[org] = {k: float(cast(float, v)) for k, v in metrics.items()}
+
+    collect_replies(grid, node_ids, result, lambda: content, timeout, accept,
+                    MessageType.EVALUATE)
     return {"round": round_idx, "llm_update_hash": content[ADAPTER][KEY_HASH],
-            "evaluations": evaluations, "failures": rejections}
+            "evaluations": evaluations, "failures": [asdict(r) for r in result.rejections]}
 
 
 def receive_adapter(content: RecordDict, state_dir: Path, run_id: int,

@@ -65,17 +65,18 @@ def _refuse(result: RoundResult, rejection: Rejection) -> None:
     result.rejections.append(rejection)
 
 
-def _collect(grid: Grid, node_ids: list[int], result: RoundResult,
-             request: Callable[[], RecordDict], timeout: float,
-             accept: Callable[[str, RecordDict], None]) -> None:
+def collect_replies(grid: Grid, node_ids: list[int], result: RoundResult,
+                    request: Callable[[], RecordDict], timeout: float,
+                    accept: Callable[[str, RecordDict], None],
+                    message_type: str = MessageType.TRAIN) -> None:
     """Send ``request()`` to every node; keep each reply that ``accept(org, content)`` takes.
 
     A reply with an error, a missing or repeated organization, or one ``accept`` refuses with an
     :class:`InvalidFieldError`, and every node that does not answer in time, is recorded in
     ``result.rejections``; the round goes on without it.
     """
-    messages = [Message(request(), dst_node_id=node, message_type=MessageType.TRAIN,
-                        group_id=str(result.round)) for node in node_ids]
+    messages = [Message(request(), dst_node_id=node, message_type=message_type,
+                        group_id=f"{result.aggregation}-{result.round}") for node in node_ids]
     answered: set[int] = set()
     for reply in grid.send_and_receive(messages, timeout=timeout):
         node = reply.metadata.src_node_id
@@ -110,7 +111,7 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
         validate_update(payload, expected)
         total += payload.flat.astype(np.float64)
 
-    _collect(grid, node_ids, result, lambda: make_request(round_idx, global_flat), timeout,
+    collect_replies(grid, node_ids, result, lambda: make_request(round_idx, global_flat), timeout,
              accept)
     if result.accepted:
         result.mean = total / len(result.accepted)
@@ -134,7 +135,7 @@ def ckks_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.
         check_ciphertexts(chunks, aggregator_ctx, dim, field=f"update[{org}].ciphertexts")
         encrypted.append(chunks)
 
-    _collect(grid, node_ids, result,
+    collect_replies(grid, node_ids, result,
              lambda: make_ckks_request(round_idx, global_flat, public_bytes, max_abs), timeout,
              accept)
     if not encrypted:
