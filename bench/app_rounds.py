@@ -31,10 +31,6 @@ HEADING = "## Flower app rounds"
 PROTOCOLS = ("plain", "dp-plain", "dp-secagg", "dp-ckks")
 COLUMNS = ("protocol", "aggregation", "rounds", "round 1 s", "later rounds s (mean)",
            "x dp-plain", "provider s", "accepted", "mean error bound")
-BACKEND: dict[str, dict[str, Any]] = {
-    "client_resources": {"num_cpus": 1},
-    "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-}
 
 
 def dp_plain_spec(directory: Path) -> Path:
@@ -55,20 +51,12 @@ def dp_plain_spec(directory: Path) -> Path:
 
 
 def run_one(protocol: str, rounds: int, local_steps: int, work: Path) -> dict[str, Any]:
-    """One federation; its summary.json."""
-    from flwr.simulation import run_simulation
-
-    from gt_secure.app.client_app import make_client_app
-    from gt_secure.app.server_app import make_server_app
+    """One federation (64 texts per organization); its summary.json."""
+    from gt_secure.demo.simulation import run_protocol
 
     name = Path(protocol).stem
     os.environ["GT_SECURE_STATE_DIR"] = str(work / name / "orgs")
-    overrides = {"protocol": protocol, "num-rounds": rounds, "local-steps": local_steps,
-                 "output-dir": str(work / name / "provider")}
-    run_simulation(make_server_app(overrides), make_client_app(overrides), num_supernodes=3,
-                   backend_config=BACKEND)
-    summary: dict[str, Any] = json.loads((work / name / "provider" / "summary.json").read_text())
-    return summary
+    return run_protocol(protocol, work / name, rounds, local_steps, num_texts=64)
 
 
 def later_rounds(summary: dict[str, Any]) -> float:

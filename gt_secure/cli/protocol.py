@@ -1,10 +1,12 @@
-"""``gt-secure protocol list | show NAME | validate PATH``: the declarative protocol specs."""
+"""``gt-secure protocol list | show NAME | validate PATH | run NAME``: the protocol specs."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,7 +19,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``protocol`` command and its ``list``, ``show`` and ``validate`` actions."""
+    """Add the ``protocol`` command and its ``list``, ``show``, ``validate`` and ``run``
+    actions."""
     parser = subparsers.add_parser("protocol", help="list, show and validate protocol specs")
     actions = parser.add_subparsers(dest="protocol_action", required=True)
     actions.add_parser("list", help="packaged protocol specs").set_defaults(func=_list)
@@ -27,6 +30,14 @@ def register(subparsers: Any) -> None:
     validate = actions.add_parser("validate", help="validate a spec file; exit 1 on problems")
     validate.add_argument("path", help="path to a .toml spec (or a packaged name)")
     validate.set_defaults(func=_validate)
+    run = actions.add_parser("run", help="run a protocol on Flower's simulation engine with the "
+                             "3 shipped organizations (deployment: docs/deployment.md)")
+    run.add_argument("name", help="packaged spec name or path to a .toml file")
+    run.add_argument("--out", type=Path, default=Path("runs/protocol"))
+    run.add_argument("--rounds", type=int, default=0, help="0: the spec's rounds")
+    run.add_argument("--local-steps", type=int, default=8, help="training steps per round")
+    run.add_argument("--num-texts", type=int, default=64, help="training texts per organization")
+    run.set_defaults(func=_run)
 
 
 def _dp_summary(spec: ProtocolSpec) -> str:
@@ -77,4 +88,35 @@ def _validate(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 1
     print(f"OK: {args.path} is a valid protocol spec ({spec.name}, {spec.aggregation})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gt_secure.demo.simulation import run_protocol
+
+    try:
+        load_protocol(args.name)
+    except ProtocolConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    out: Path = args.out.resolve()
+    os.environ["GT_SECURE_STATE_DIR"] = str(out / "organizations")
+    summary = run_protocol(args.name, out, rounds=args.rounds, local_steps=args.local_steps,
+                           num_texts=args.num_texts)
+    table = Table(title=f"protocol {args.name}: {len(summary['rounds'])} round(s)")
+    for col in ("round", "aggregation", "accepted", "refused (field)", "mean error bound",
+                "seconds"):
+        table.add_column(col)
+    for r in summary["rounds"]:
+        refused = ", ".join(f"{x['org_id']} ({x['field']})" for x in r["rejections"]) or "-"
+        table.add_row(str(r["round"]), r["aggregation"], ", ".join(r["accepted"]) or "-",
+                      refused, f"{r['mean_error_bound']:.1e}", f"{r['seconds']['round']:.1f}")
+    console = Console()
+    console.print(table)
+    for org, scores in ((summary.get("delivery") or {}).get("evaluations") or {}).items():
+        console.print(f"{org}: adapter received; its validation perplexity base LLM "
+                      f"{scores['base_llm_ppl']:.1f} -> generated LLM "
+                      f"{scores['generated_llm_ppl']:.1f}")
+    console.print(f"outputs: {out / 'provider'} (summary.json, round<k>/adapter), "
+                  f"{out / 'organizations'} (ledgers, released vectors, received adapters)")
     return 0
