@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
-from gt_secure.demo.verdict import change_vs_base, verdict
+from gt_secure.demo.verdict import change_vs_base, fmt_change, verdict
 
 MEMBERS = 64  # audited members per organization: its first training texts (all were trained on)
 
@@ -133,7 +133,7 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
         result_table.add_column(org, justify="right")
     result_table.add_column("vs base (mean)", justify="right")
     for name in models:
-        shown = f"{change[name]:+.0%}" if name in change else "-"
+        shown = fmt_change(change[name]) if name in change else "-"
         result_table.add_row(
             name, *[f"{ppl[name][o]:.1f} ({acc[name][o]:.2f})" for o in ORGANIZATIONS], shown
         )

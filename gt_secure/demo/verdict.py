@@ -20,6 +20,11 @@ def change_vs_base(ppl: dict[str, dict[str, float]]) -> dict[str, float]:
     }
 
 
+def fmt_change(change: float) -> str:
+    """``-33%`` for moderate changes, ``x20.6`` once perplexity more than doubles."""
+    return f"{change:+.0%}" if change < 1 else f"x{1 + change:.1f}"
+
+
 def _epsilons(ledgers: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Largest recorded epsilon per privacy unit over the organizations."""
     out: dict[str, float] = {}
@@ -54,9 +59,9 @@ def _effect(change: dict[str, float]) -> str:
             continue
         c = change[name]
         if abs(c) < NEGLIGIBLE:
-            text = f"{label} {c:+.0%}, about the base model"
+            text = f"{label} {fmt_change(c)}, about the base model"
         else:
-            text = f"{label} {c:+.0%} ({'better' if c < 0 else 'WORSE'} than the base model)"
+            text = f"{label} {fmt_change(c)} ({'better' if c < 0 else 'WORSE'} than the base model)"
         words.append(text)
     return "perplexity vs base, mean over organizations: " + "; ".join(words)
 
