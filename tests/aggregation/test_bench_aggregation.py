@@ -14,8 +14,8 @@ def test_tiny_run_and_section_rewrite(tmp_path: Path) -> None:
     # Execute
     rows, keygen = run([1000], [3])
     section = markdown(rows, keygen, "python -m bench.aggregation --sizes 1e3 --orgs 3")
-    write_section(section, doc)
-    write_section(section, doc)  # idempotent
+    write_section(section, path=doc)
+    write_section(section, path=doc)  # idempotent
     # Assert
     assert [r.mode for r in rows] == ["plain", "secagg+", "ckks"]
     assert all(r.error < 1e-4 for r in rows)
