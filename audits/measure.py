@@ -3,6 +3,10 @@
 Run: ``python audits/measure.py`` (one torch thread; several minutes on 2 shared cores). Uses the
 same settings as the suite: shipped TinyLM + BPE, 32 Faker public sentences, loss attack,
 one-run bound at beta = 0.05, a ledger release of the audit's DP-SGD config (claim ~1.0).
+
+``python audits/measure.py --white-box [SEEDS]``: the white-box gradient-canary audit
+(:mod:`gt_secure.audit.gradient_canary`) of the correct DP-SGD and the two planted bugs on seeds
+0..SEEDS-1 (default 1; seed 0 is the suite's), one row each, then a summary per setting.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from gt_secure.audit.dp_pipeline import (  # noqa: E402
     with_noise,
 )
 from gt_secure.audit.finetune import finetune_causal_lm, full_finetune_trainer  # noqa: E402
+from gt_secure.audit.gradient_canary import (  # noqa: E402
+    GRADIENT_AUDIT_DP_SGD,
+    audit_org_dp_sgd,
+)
 from gt_secure.audit.ledger_audit import audit_release, faker_public_texts  # noqa: E402
 from gt_secure.audit.results import AuditResult  # noqa: E402
 from gt_secure.ledger import Ledger, generate_key  # noqa: E402
@@ -90,5 +98,33 @@ def main() -> None:
         lambda c: dp_sgd_trainer(base, tok, with_noise(c, 0.0), target="lora")))
 
 
+def white_box(seeds: int) -> None:
+    """Gradient-canary audit: correct, clipping off, noise off on seeds 0..seeds-1.
+
+    Seed ``s`` drives the canaries, coins and canary sampling and the DP-SGD run (sampling, noise).
+    """
+    torch.set_num_threads(1)
+    print("| setting | seed | canaries | AUC | eps lower bound | claimed eps | verdict "
+          "| run time (s) |\n|---|---|---|---|---|---|---|---|")
+    summary: dict[str, list[AuditResult]] = {}
+    for bug in (None, "clipping_off", "noise_off"):
+        for seed in range(seeds):
+            cfg = GRADIENT_AUDIT_DP_SGD.model_copy(update={"seed": seed})
+            start = time.perf_counter()
+            r = audit_org_dp_sgd(cfg=cfg, bug=bug, seed=seed)  # type: ignore[arg-type]
+            summary.setdefault(bug or "correct DP-SGD", []).append(r)
+            print(f"| {bug or 'correct DP-SGD'} | {seed} | {r.n_canaries} | {r.metrics.auc:.3f} "
+                  f"| {r.eps_lb:.2f} | {r.claimed_epsilon:.2f} | {r.verdict} | "
+                  f"{time.perf_counter() - start:.1f} |", flush=True)
+    for name, rs in summary.items():
+        eps, auc = [r.eps_lb for r in rs], [r.metrics.auc for r in rs]
+        print(f"{name}: FAIL {sum(r.verdict == 'FAIL' for r in rs)}/{len(rs)}, eps_lb "
+              f"{min(eps):.2f}-{max(eps):.2f}, AUC {min(auc):.3f}-{max(auc):.3f}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--white-box" in sys.argv:
+        rest = sys.argv[sys.argv.index("--white-box") + 1:]
+        white_box(int(rest[0]) if rest else 1)
+    else:
+        main()

@@ -4,8 +4,9 @@ The DP pipeline is the organization's Opacus DP-SGD (``dp_hook`` in conftest; ov
 ``GT_SECURE_AUDIT_DP_HOOK``). The contract test runs the auditor's non-private trainer in the
 role of ``make_train(0.0)``; the pipeline tests (slow) use 128 canaries, each inserted once (a
 repeated canary would be a group of examples, whose epsilon is larger than the claim). Clipping
-switched off with the noise still calibrated to the nominal clip norm is *not* detected at this
-scale (measured in docs/benchmarks.md, "## Audit"; reproduce with ``python audits/measure.py``).
+switched off with the noise still calibrated to the nominal clip norm is *not* detected by this
+black-box loss attack at this scale (docs/benchmarks.md, "## Audit"; ``python audits/measure.py``);
+the white-box gradient-canary audit detects it (``audits/test_white_box_canaries.py``).
 """
 
 from __future__ import annotations

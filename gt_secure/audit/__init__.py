@@ -25,6 +25,11 @@ from gt_secure.audit.empirical_epsilon import (
     one_run_epsilon,
 )
 from gt_secure.audit.finetune import TrainFn, finetune_causal_lm, full_finetune_trainer
+from gt_secure.audit.gradient_canary import (
+    GradientCanaries,
+    audit_org_dp_sgd,
+    run_gradient_canary_audit,
+)
 from gt_secure.audit.hooks import DPTrainingHook, load_hook
 from gt_secure.audit.ledger_audit import LedgerClaim, audit_release, ledger_claim
 from gt_secure.audit.metrics import AttackMetrics, attack_metrics, roc_auc, roc_curve
@@ -42,6 +47,7 @@ __all__ = [
     "CanaryManifest",
     "DPTrainingHook",
     "EpsilonBound",
+    "GradientCanaries",
     "LedgerClaim",
     "LossAttack",
     "MembershipAttack",
@@ -51,6 +57,7 @@ __all__ = [
     "ZlibAttack",
     "attack_metrics",
     "audit_model",
+    "audit_org_dp_sgd",
     "audit_release",
     "build_report",
     "clopper_pearson_epsilon",
@@ -69,4 +76,5 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "run_canary_audit",
+    "run_gradient_canary_audit",
 ]

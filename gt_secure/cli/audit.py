@@ -9,7 +9,11 @@ epsilon from below and compares it with a claim, writing ``audit.json`` + ``audi
 - ``--ledger L --release-id R`` without ``--target``: re-run the DP-SGD mechanism the entry
   records with fresh canaries (:func:`gt_secure.audit.ledger_audit.audit_release`).
 
-``run`` exits 1 when any verdict is FAIL.
+``audit gradient-canaries`` runs the white-box Dirac gradient-canary audit of the organization's
+DP-SGD on a TinyLM LoRA adapter (:mod:`gt_secure.audit.gradient_canary`), optionally with a
+planted bug (``--bug clipping_off|noise_off``).
+
+``run`` and ``gradient-canaries`` exit 1 when any verdict is FAIL.
 """
 
 from __future__ import annotations
@@ -54,6 +58,19 @@ def register(subparsers: Any) -> None:
     run.add_argument("--out", type=Path, required=True, help="output directory")
     run.set_defaults(func=_run)
 
+    grad = sub.add_parser("gradient-canaries",
+                          help="white-box gradient-canary audit of the organization's DP-SGD")
+    grad.add_argument("--org", default="hospital", help="organization whose texts train")
+    grad.add_argument("--n-texts", type=int, default=64, help="training texts (q = 16 / n)")
+    grad.add_argument("--n", type=int, default=128, help="number of gradient canaries")
+    grad.add_argument("--grad-norm", type=float, default=100.0, help="Dirac canary norm")
+    grad.add_argument("--bug", choices=["clipping_off", "noise_off"],
+                      help="plant a DP-SGD bug in the run (the claim stays nominal)")
+    grad.add_argument("--seed", type=int, default=0, help="canary coordinates, coins, sampling")
+    grad.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound")
+    grad.add_argument("--out", type=Path, help="write audit.json + audit.html here")
+    grad.set_defaults(func=_gradient_canaries)
+
 
 def _canaries(args: argparse.Namespace) -> int:
     from gt_secure.audit.canary import make_manifest
@@ -64,6 +81,20 @@ def _canaries(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(manifest.canaries)} canaries, "
           f"{len(manifest.members)} to insert")
     return 0
+
+
+def _gradient_canaries(args: argparse.Namespace) -> int:
+    from gt_secure.audit.gradient_canary import audit_org_dp_sgd
+    from gt_secure.audit.report import build_report
+
+    r = audit_org_dp_sgd(args.org, args.n_texts, bug=args.bug, n_canaries=args.n,
+                         grad_norm=args.grad_norm, seed=args.seed, beta=args.beta)
+    print(f"{r.organization} {r.attack}: AUC {r.metrics.auc:.3f}, eps_lb {r.eps_lb:.3f} "
+          f"vs claimed {r.claimed_epsilon:.3f} -> {r.verdict}")
+    if args.out is not None:
+        json_path, html_path = build_report([r]).write(args.out)
+        print(f"wrote {json_path} and {html_path}")
+    return 1 if r.verdict == "FAIL" else 0
 
 
 def _load_tokenizer(target: Path, kind: str) -> Any:

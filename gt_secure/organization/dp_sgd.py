@@ -162,16 +162,21 @@ def make_private_training(model: PeftModel, data: Mapping[str, torch.Tensor],
     return PrivateTraining(model, module, optimizer, dp_loader, engine, mechanism)
 
 
-def dp_step(training: PrivateTraining, batch: Sequence[torch.Tensor]) -> float:
+def dp_step(training: PrivateTraining, batch: Sequence[torch.Tensor],
+            before_step: Callable[[PrivateTraining], None] | None = None) -> float:
     """One DP-SGD step on ``batch`` = (input_ids, attention_mask, labels), each (B, T).
 
     Returns the mean per-example loss (NaN for an empty batch, which still adds noise).
+    ``before_step(training)``, if given, runs once every ``p.grad_sample`` (B, *p.shape) is set
+    and before the clip-noise-step (the white-box audit appends its gradient canaries there).
     """
     ids, mask, labels = batch
     training.optimizer.zero_grad(set_to_none=True)
     if len(ids) == 0:  # Poisson sampling can draw no example: the step still adds noise
         for p in training.optimizer.params:
             p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)  # (0, *p.shape)
+        if before_step is not None:
+            before_step(training)
         training.optimizer.step()
         return math.nan
     width = max(int(mask.sum(dim=1).max()), 2)  # drop trailing padding: (B, width)
@@ -180,6 +185,8 @@ def dp_step(training: PrivateTraining, batch: Sequence[torch.Tensor]) -> float:
         losses = training.module(ids[:, :width], mask[:, :width], labels[:, :width])  # (B,)
         loss = losses.sum() / max(len(losses), 1)  # Opacus "mean": grad_sample = d loss_i
         loss.backward()
+    if before_step is not None:
+        before_step(training)
     training.optimizer.step()
     return float(loss.detach())
 
@@ -200,14 +207,18 @@ def accounted_steps(engine: PrivacyEngine) -> int:
 
 
 def train_dp_sgd(model: PeftModel, data: Mapping[str, torch.Tensor], cfg: DpSgdConfig,
-                 on_step: Callable[[int, float], None] | None = None) -> DpSgdResult:
-    """Train the LoRA factors of ``model`` with DP-SGD; return it with the mechanism it ran."""
+                 on_step: Callable[[int, float], None] | None = None,
+                 before_step: Callable[[PrivateTraining], None] | None = None) -> DpSgdResult:
+    """Train the LoRA factors of ``model`` with DP-SGD; return it with the mechanism it ran.
+
+    ``before_step`` is passed to every :func:`dp_step`.
+    """
     training = make_private_training(model, data, cfg)
     mechanism = training.mechanism
     model.train()
     losses: list[float] = []
     for step, batch in enumerate(_batches(training.loader, mechanism.steps), start=1):
-        losses.append(dp_step(training, batch))
+        losses.append(dp_step(training, batch, before_step))
         if on_step is not None:
             on_step(step, losses[-1])
     counted = accounted_steps(training.engine)

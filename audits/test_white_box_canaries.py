@@ -1,0 +1,36 @@
+"""White-box gradient-canary audit of the organization's DP-SGD (Opacus, TinyLM LoRA adapter).
+
+128 Dirac gradient canaries (norm 100) on the ``lora_A`` coordinates, each "in" with a fair coin
+and then Poisson-sampled at every step with the run's sample rate, appended to Opacus's
+per-example gradients before its clip-sum-noise step; 64 hospital training texts, q = 1/4, 24
+SGD steps, z for epsilon 1 at delta 1e-5; one-run bound at 95% confidence
+(:mod:`gt_secure.audit.gradient_canary`). Catches the planted bug the black-box loss audit misses:
+clipping switched off (``max_grad_norm = 1e6``) with the noise still calibrated to ``C = 1``.
+Validity: the correct pipeline passed on 20 of 20 seeds (docs/benchmarks.md, "## Audit").
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gt_secure.audit.gradient_canary import PlantedBug, audit_org_dp_sgd
+
+
+@pytest.fixture(scope="module")
+def _checkpoint(shipped):  # skips without the shipped TinyLM (the LoRA audit needs its BPE)
+    return shipped
+
+
+def test_white_box_audit_passes_correct_dp_sgd(_checkpoint):
+    result = audit_org_dp_sgd()
+    assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)
+    assert result.verdict == "PASS", result.empirical_epsilon
+    assert result.metrics.auc < 0.75
+
+
+@pytest.mark.parametrize("bug", ["clipping_off", "noise_off"])
+def test_white_box_audit_flags_planted_bug(_checkpoint, bug: PlantedBug):
+    result = audit_org_dp_sgd(bug=bug)
+    assert result.verdict == "FAIL", result.empirical_epsilon
+    assert result.eps_lb > result.claimed_epsilon
+    assert result.metrics.auc >= (0.99 if bug == "clipping_off" else 0.85)
