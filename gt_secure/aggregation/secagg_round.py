@@ -10,7 +10,7 @@ organization exactly like a dropout (its pairwise masks are reconstructed from t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -129,18 +129,35 @@ class _ScreeningGrid(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
+        sent = list(messages)
         kept: list[Message] = []
-        for reply in self.inner.send_and_receive(messages, timeout=timeout):
+        answered: set[int] = set()
+        replies = list(self.inner.send_and_receive(sent, timeout=timeout))
+        for reply in replies:
+            node = replying_node(reply, sent)
+            answered.add(node)
             if reply.has_error():
-                self.errors.append((reply.metadata.src_node_id, reply.error.reason or "error"))
+                self.errors.append((node, reply.error.reason or "error"))
             elif _is_masked(reply.content):
                 meta = _meta(reply.content)
-                reason = self.screen(reply.metadata.src_node_id, meta)
+                reason = self.screen(node, meta)
                 if reason is not None:
-                    self.refused.append((reply.metadata.src_node_id, meta, reason))
+                    self.refused.append((node, meta, reason))
                     continue
             kept.append(reply)
+        for node in sorted({m.metadata.dst_node_id for m in sent} - answered):
+            if all(node != failed for failed, _ in self.errors):  # a dropout is dropped once
+                self.errors.append((node, f"no reply within {timeout} s (dropped by SecAgg+)"))
         return kept
+
+
+def replying_node(reply: Message, sent: Sequence[Message]) -> int:
+    """The node a reply is about: the destination of the message it answers (an error reply
+    that the SuperLink writes for an unreachable node comes from the SuperLink's own ID)."""
+    for message in sent:
+        if message.metadata.message_id == reply.metadata.reply_to_message_id:
+            return message.metadata.dst_node_id
+    return reply.metadata.src_node_id
 
 
 def _is_masked(content: RecordDict) -> bool:

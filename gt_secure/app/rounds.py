@@ -24,7 +24,7 @@ from gt_secure.aggregation.ckks import (
 )
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
-from gt_secure.aggregation.secagg_round import run_secagg_round
+from gt_secure.aggregation.secagg_round import replying_node, run_secagg_round
 from gt_secure.app.messages import (
     KEY_LAYOUT,
     KEY_ORG,
@@ -78,8 +78,8 @@ def collect_replies(grid: Grid, node_ids: list[int], result: RoundResult,
     messages = [Message(request(), dst_node_id=node, message_type=message_type,
                         group_id=f"{result.aggregation}-{result.round}") for node in node_ids]
     answered: set[int] = set()
-    for reply in grid.send_and_receive(messages, timeout=timeout):
-        node = reply.metadata.src_node_id
+    for reply in list(grid.send_and_receive(messages, timeout=timeout)):
+        node = replying_node(reply, messages)
         answered.add(node)
         if reply.has_error():
             reason = reply.error.reason or "error"

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -124,6 +124,15 @@ class Federation:
                 "--node-config", node_config,
                 "--host", self.host, "--port", str(free_port(self.host))]
         return self._start(f"supernode-{org_id}", args, f"node-{org_id}")
+
+    def join(self, org_ids: Sequence[str]) -> dict[str, tuple[int, ManagedProcess]]:
+        """For each organization: a new key, registered with the SuperLink, and its SuperNode
+        started; ``{org_id: (node_id, process)}``."""
+        joined: dict[str, tuple[int, ManagedProcess]] = {}
+        for org in org_ids:
+            key = self.new_node_key(org)
+            joined[org] = (self.register(key), self.start_supernode(org, key))
+        return joined
 
     def online_nodes(self) -> list[int]:
         """IDs of SuperNodes the SuperLink reports online."""

@@ -152,6 +152,16 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def log_count(self, text: str) -> int:
+        """How many times ``text`` appears in the log so far."""
+        return self.log().count(text)
+
+    def kill(self) -> None:
+        """Crash the process: SIGKILL it, its group and its descendants at once, no grace."""
+        family = sorted(set([self.pid, *descendants(self.pid), *self._group()]))
+        _signal([p for p in family if _alive(p)], signal.SIGKILL)
+        self.popen.wait()
+
     def _group(self) -> list[int]:
         return [pid for pid in _members(self.pid) if pid != self.pid]
 

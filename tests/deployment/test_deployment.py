@@ -35,15 +35,14 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     # Prepare: the provider starts the SuperLink and registers the organizations' public keys.
     started = time.monotonic()
     federation.start_superlink(enable_auth=True)
-    keys = {org: federation.new_node_key(org) for org in ORGS}
-    node_ids = {org: federation.register(key) for org, key in keys.items()}
-    nodes = {org: federation.start_supernode(org, key) for org, key in keys.items()}
+    joined = federation.join(ORGS)
     rogue = federation.start_supernode("rogue", federation.new_node_key("rogue"))
 
     # Assert: the SuperNode whose key was never registered is refused.
     assert rogue.wait_for_log("Failed to activate SuperNode", timeout=180), rogue.log()[-2000:]
     online = federation.wait_online(len(ORGS), timeout=300)
-    assert sorted(online) == sorted(node_ids.values()), [n.log()[-1000:] for n in nodes.values()]
+    assert sorted(online) == sorted(i for i, _ in joined.values()), \
+        [p.log()[-1000:] for _, p in joined.values()]
 
     # Execute: the provider makes its CKKS keys; the app runs dp-ckks over TLS with `flwr run`.
     keys = tmp_path / "provider-keys"
@@ -76,3 +75,39 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     for org in ORGS:
         assert (tmp_path / "state" / org / "adapters" / f"{run_id}-round1").is_dir()
     print(f"deployment test: {time.monotonic() - started:.0f} s")
+
+
+def test_secagg_round_survives_a_supernode_killed_mid_round(federation: Federation,
+                                                            tmp_path: Path) -> None:
+    # Prepare: an authenticated TLS federation of the three organizations.
+    started = time.monotonic()
+    federation.start_superlink(enable_auth=True)
+    joined = federation.join(ORGS)
+    assert len(federation.wait_online(len(ORGS), timeout=300)) == len(ORGS)
+
+    # Execute: dp-secagg with a majority threshold (2 of 3). SecAgg+ sends law three train
+    # messages (setup, share keys, then the training instruction); once the third arrives its
+    # key shares are out, and the SuperNode (with the training ClientApp) is SIGKILLed.
+    out = tmp_path / "out"
+    run_id = federation.run({"protocol": "dp-secagg", "secagg-params": "auto", "num-rounds": 1,
+                             "min-orgs": len(ORGS), "output-dir": str(out),
+                             "round-timeout": 45.0})
+    law_node, law = joined["law"]
+    deadline = time.monotonic() + 400
+    while law.log_count("Receiving: train message") < 3:
+        assert time.monotonic() < deadline, law.log()[-2000:]
+        time.sleep(0.2)
+    law.kill()
+    record = federation.wait_run(run_id, timeout=600)
+
+    # Assert: the round finished with the two survivors; law's node is recorded as dropped;
+    # the mean was unmasked with law's shares reconstructed by the others.
+    assert record["status"] == "finished:completed", federation.run_log(run_id)[-5000:]
+    summary = json.loads((out / "summary.json").read_text())
+    (only,) = summary["rounds"]
+    assert only["aggregation"] == "secagg"
+    assert only["accepted"] == ["bank", "hospital"]
+    assert [r["node_id"] for r in only["rejections"]] == [law_node]
+    assert 0 < only["mean_error_bound"] < 1e-6
+    assert only["provider"]["tinylm_update_hash"]
+    print(f"secagg dropout deployment test: {time.monotonic() - started:.0f} s")
