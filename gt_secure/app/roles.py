@@ -14,8 +14,9 @@ Ed25519 ledger key ``<org>.key.pem`` (created on first use; ``<org>.pub.pem`` go
 auditor), the data-fingerprint salt and ``releases/<release-id>.safetensors`` (every vector it
 sent, matching the ledger's ``update_vector_hash``) and ``adapters/`` (the LLM adapters the
 provider delivered); ``budget-epsilon`` (default 100.0) is the organization's total epsilon per
-protected privacy unit; ``num-texts`` (default 64) is how many of its training texts a round
-uses; ``eval-texts`` (default 32) how many validation texts score a delivered adapter.
+protected privacy unit; ``num-texts`` (default 512, the shipped train split) is how many of its
+training texts a round uses; ``eval-texts`` (default 32) how many validation texts score a
+delivered adapter.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
 
     layout = lora_layout()
     state, ledger, key, salt = _state(org_id, node_config)
-    n_texts = cfg.app.num_texts or int(node_config.get("num-texts", 64))
+    n_texts = cfg.app.num_texts or int(node_config.get("num-texts", 512))
     texts = org_texts(org_id, "train", n_texts)
     budget = float(node_config.get("budget-epsilon", 100.0))
     start_vec = UpdateVector(layout, start.astype(np.float32)) if np.any(start) else None

@@ -39,7 +39,8 @@ def _ray_workers_import_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def simulate(tmp_path: Path, overrides: dict[str, Any], faults: Faults,
              num_nodes: int = 3) -> dict[str, Any]:
     out = tmp_path / "out"
-    overrides = overrides | {"output-dir": str(out), "round-timeout": 300.0}
+    overrides = {"local-steps": 2, "num-texts": 64} | overrides | {"output-dir": str(out),
+                                                                  "round-timeout": 300.0}
     run_simulation(make_server_app(overrides), make_faulty_client_app(overrides, faults),
                    num_supernodes=num_nodes, backend_config=BACKEND)
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())

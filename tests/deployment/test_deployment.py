@@ -49,6 +49,7 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     assert main(["provider", "ckks-keygen", "--protocol", "dp-ckks", "--out", str(keys)]) == 0
     out = tmp_path / "out"
     run_id = federation.run({"protocol": "dp-ckks", "num-rounds": 1, "min-orgs": len(ORGS),
+                             "local-steps": 2, "num-texts": 64,
                              "ckks-key-dir": str(keys), "output-dir": str(out),
                              "round-timeout": 500.0})
     record = federation.wait_run(run_id, timeout=600)
@@ -90,6 +91,7 @@ def test_secagg_round_survives_a_supernode_killed_mid_round(federation: Federati
     # key shares are out, and the SuperNode (with the training ClientApp) is SIGKILLed.
     out = tmp_path / "out"
     run_id = federation.run({"protocol": "dp-secagg", "secagg-params": "auto", "num-rounds": 1,
+                             "local-steps": 2, "num-texts": 64,
                              "min-orgs": len(ORGS), "output-dir": str(out),
                              "round-timeout": 45.0})
     law_node, law = joined["law"]
