@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from flwr.common import bytes_to_ndarray, ndarray_to_bytes
 from rich.console import Console
 from rich.table import Table
 
+from bench.docs import DOC, write_section
 from gt_secure.aggregation.ckks import ProviderKeys, add_ciphertexts, decrypt_sum, encrypt
 from gt_secure.aggregation.masking_sim import flower_masked_mean
 from gt_secure.aggregation.quantization import choose_secagg_params
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADING = "## Aggregation"
 
 
@@ -203,18 +201,6 @@ def markdown(rows: list[Row], keygen: float, command: str) -> str:
     ]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str, heading: str = HEADING, path: Path = DOC) -> None:
-    """Replace (or append) the ``heading`` section, leaving other sections untouched."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main() -> None:

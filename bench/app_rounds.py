@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.aggregation import write_section
+from bench.docs import write_section
 from gt_secure.protocols import load_protocol
 
 HEADING = "## Flower app rounds"
@@ -118,7 +118,7 @@ def main() -> None:
              "counts: `## Aggregation`.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    write_section("\n".join(lines) + "\n", HEADING)
+    write_section("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.docs import DOC, write_section
 from gt_secure.data.organizations import org_texts
 from gt_secure.models.loading import load_base
 from gt_secure.models.scoring import encode
@@ -33,7 +32,6 @@ from gt_secure.organization._opacus import PerExampleLoss
 from gt_secure.organization.dp_sgd import DpSgdConfig, dp_step, make_private_training
 from gt_secure.update.lora import attach_lora
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADING = "## DP overhead"
 MODES = ("plain", "hooks", "hooks+secure", "functorch", "ew")
 Step = Callable[[], None]
@@ -80,17 +78,6 @@ def measure(steps: dict[str, Step], rounds: int, per_round: int) -> dict[str, tu
     return {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in steps}
 
 
-def write_section(lines: list[str], path: Path = DOC) -> None:
-    section = "\n".join([HEADING, "", *lines]) + "\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -132,7 +119,7 @@ def main() -> None:
         command = "python -m bench.dp_overhead " + " ".join(
             f"--{k} {v}" for k, v in (("batch", args.batch), ("rounds", args.rounds),
                                      ("steps", args.steps), ("threads", args.threads)))
-        write_section([
+        write_section("\n".join([HEADING, "",
             f"- Command: `{command}`, {time.strftime('%Y-%m-%d')}, {platform.machine()} with "
             f"{os.cpu_count()} CPU cores shared with other jobs, torch threads "
             f"{args.threads}. Median of {args.rounds * args.steps} steps per mode, modes "
@@ -148,7 +135,7 @@ def main() -> None:
             "| mode | wall ms/step | x plain (wall) | CPU ms/step | x plain (CPU) |",
             "|---|---|---|---|---|",
             *rows,
-        ])
+        ]) + "\n")
         Console().print(f"wrote {HEADING!r} in {DOC}")
 
 

@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from flwr.app import ConfigRecord, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from transformers import PreTrainedModel
 
 from gt_secure.app.messages import KEY_ORG, META
 from gt_secure.app.rounds import RoundResult, collect_replies
@@ -82,9 +81,8 @@ def receive_adapter(content: RecordDict, state_dir: Path, run_id: int,
                                 f"this node's {update.layout.base_model} hash {local_hash}")
     adapter_dir = export_adapter(update, state_dir / "adapters" / f"{run_id}-round{round_idx}")
     base, tokenizer = load_base(update.layout.base_model)
-    adapted = cast(PreTrainedModel, load_adapter(adapter_dir))  # PEFT wraps a PreTrainedModel
     metrics = {"base_llm_ppl": perplexity(base, tokenizer, eval_texts),
-               "generated_llm_ppl": perplexity(adapted, tokenizer, eval_texts),
+               "generated_llm_ppl": perplexity(load_adapter(adapter_dir), tokenizer, eval_texts),
                "texts": float(len(eval_texts))}
     return adapter_dir, metrics
 

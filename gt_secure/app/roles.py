@@ -27,6 +27,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,21 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
     return update.flat.astype(np.float32), Layout.of(layout), entries
 
 
+@cache
+def _translator() -> Any:
+    """The shipped translator, loaded once per ServerApp process (not once per round)."""
+    from gt_secure.provider.service import load_translator
+
+    return load_translator()
+
+
 def provider_step(global_flat: np.ndarray, round_idx: int, out_dir: Path) -> dict[str, Any]:
     """Save the cumulative TinyLM update; translate it and export the LLM adapter.
 
     Without a trained translator (``gt_secure/provider/shipped_translator``) the round keeps the
     TinyLM update and says so in its record instead of failing the run.
     """
-    from gt_secure.provider.service import SHIPPED_TRANSLATOR, finish_round, load_translator
+    from gt_secure.provider.service import SHIPPED_TRANSLATOR, finish_round
 
     round_dir = out_dir / f"round{round_idx}"
     round_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +147,7 @@ def provider_step(global_flat: np.ndarray, round_idx: int, out_dir: Path) -> dic
         log.warning("no translator at %s: round %d keeps the TinyLM update only",
                     SHIPPED_TRANSLATOR, round_idx)
         return record | {"translator": None}
-    result = finish_round(update, load_translator(), round_dir, evaluate=False)
+    result = finish_round(update, _translator(), round_dir, evaluate=False)
     return record | {"translator": str(SHIPPED_TRANSLATOR), "adapter_dir": result.adapter_dir,
                      "llm_update_hash": result.llm_update_hash,
                      "llm_update_norm": result.llm_update_norm}

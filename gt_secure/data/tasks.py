@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from gt_secure.data.organizations import LABEL_PREFIX, LABELS, labelled_records, record_seed
 from gt_secure.models.scoring import encode, token_nll
@@ -19,7 +19,7 @@ def accuracy_examples(org: str, split: str = "test", n: int = 64) -> list[tuple[
 
 
 def _ending_nll(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, body: str, endings: list[str]
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, body: str, endings: list[str]
 ) -> np.ndarray:
     """NLL of each ending given ``body``: (n_endings,)."""
     prefix_len = len(tokenizer(body, add_special_tokens=False)["input_ids"])
@@ -31,7 +31,7 @@ def _ending_nll(
 
 @torch.no_grad()
 def accuracy(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     org: str,
     split: str = "test",

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 MAX_LENGTH = 128
 
@@ -34,7 +34,7 @@ def batches(texts: Sequence[str], batch_size: int) -> Iterator[Sequence[str]]:
 
 
 @torch.no_grad()
-def token_nll(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def token_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Negative log-likelihood of every predicted token: (B, T-1), 0 where masked."""
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in batch.items()}
@@ -49,7 +49,7 @@ def token_nll(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.T
 
 
 def per_text_loss(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     batch_size: int = 32,
@@ -66,7 +66,7 @@ def per_text_loss(
 
 
 def perplexity(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     batch_size: int = 32,

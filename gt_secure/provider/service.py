@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel
 
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
@@ -32,7 +33,7 @@ def load_translator(directory: Path | None = None) -> Translator:
 
 
 def evaluate_models(
-    models: Mapping[str, object],
+    models: Mapping[str, torch.nn.Module],
     orgs: tuple[str, ...] = ORGANIZATIONS,
     eval_size: int = 64,
     accuracy_size: int = 32,
@@ -43,11 +44,11 @@ def evaluate_models(
     acc: dict[str, dict[str, float]] = {}
     for name, model in models.items():
         ppl[name] = {
-            o: perplexity(model, tokenizer, org_texts(o, "test", eval_size))  # type: ignore[arg-type]
+            o: perplexity(model, tokenizer, org_texts(o, "test", eval_size))
             for o in orgs
         }
         acc[name] = {
-            o: accuracy(model, tokenizer, o, "test", accuracy_size)  # type: ignore[arg-type]
+            o: accuracy(model, tokenizer, o, "test", accuracy_size)
             for o in orgs
         }
     return ppl, acc

@@ -78,6 +78,17 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def _ledger_with_earlier_release(tmp_path: Path, key: Ed25519PrivateKey) -> Ledger:
+    """A ledger holding release h-r0 of hospital (vector noise z=8, organization unit)."""
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append_release(
+        org_id="hospital", release_id="h-r0", mechanisms=[VectorDpConfig(
+            noise_multiplier=8.0).mechanism()], delta=1e-5, budget_epsilon=1.0,
+        base_model_hash="a" * 64, update_vector_hash="b" * 64, data_fingerprint="c" * 64,
+        signing_key=key)
+    return ledger
+
+
 def _snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
@@ -85,12 +96,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
 def test_budget_refusal_trains_nothing_and_leaves_ledger_identical(
         tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
     # Prepare: an earlier release of 0.6 (organization unit) already in the ledger
-    ledger = Ledger(tmp_path / "ledger.jsonl")
-    ledger.append_release(
-        org_id="hospital", release_id="h-r0", mechanisms=[VectorDpConfig(
-            noise_multiplier=8.0).mechanism()], delta=1e-5, budget_epsilon=1.0,
-        base_model_hash="a" * 64, update_vector_hash="b" * 64, data_fingerprint="c" * 64,
-        signing_key=key)
+    ledger = _ledger_with_earlier_release(tmp_path, key)
     before = _snapshot(tmp_path)
     calls = _spy(monkeypatch)
     vector = VectorDpConfig(noise_multiplier=8.0)
@@ -112,12 +118,7 @@ def test_budget_refusal_trains_nothing_and_leaves_ledger_identical(
 
 def test_reused_release_id_or_short_salt_is_refused_before_training(
         tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
-    ledger = Ledger(tmp_path / "ledger.jsonl")
-    ledger.append_release(
-        org_id="hospital", release_id="h-r0", mechanisms=[VectorDpConfig(
-            noise_multiplier=8.0).mechanism()], delta=1e-5, budget_epsilon=1.0,
-        base_model_hash="a" * 64, update_vector_hash="b" * 64, data_fingerprint="c" * 64,
-        signing_key=key)
+    ledger = _ledger_with_earlier_release(tmp_path, key)
     calls = _spy(monkeypatch)
     with pytest.raises(InvalidFieldError, match="release_id must be unused"):
         prepare_release("hospital", TEXTS, _cfg(), ledger, key, salt=SALT, release_id="h-r0")
