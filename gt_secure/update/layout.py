@@ -24,6 +24,14 @@ class LoraSpec(BaseModel):
     alpha: int = Field(32, ge=1)
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     init_seed: int = 0  # the LoRA A init is reproducible, so an update is a delta from it
+    # FFA-LoRA (Sun et al., ICLR 2024): A stays at its seeded init and only B trains, so an update
+    # vector holds B deltas only, the weight change is linear in it (mean(B) A = mean(B A)) and
+    # averaging organizations' vectors is exact.
+    freeze_a: bool = False
+
+    def trains(self, factor: str) -> bool:
+        """Whether LoRA factor ``"lora_A"`` / ``"lora_B"`` is trained (and in the update vector)."""
+        return not (self.freeze_a and factor == "lora_A")
 
 
 class TensorSpec(BaseModel):
@@ -70,7 +78,10 @@ class UpdateLayout(BaseModel):
         return self.size // self.n_layers
 
     def layout_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        fields = self.model_dump(mode="json")
+        if not self.lora.freeze_a:  # layouts from before FFA-LoRA keep their hash
+            del fields["lora"]["freeze_a"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def offsets(self) -> list[tuple[TensorSpec, int, int]]:

@@ -35,15 +35,24 @@ def attach_lora(model: PreTrainedModel, spec: LoraSpec | None = None) -> PeftMod
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.init_seed)
         peft_model = get_peft_model(model, config)
+    peft_model.gt_lora_spec = spec  # which factors train: read by lora_parameters
+    if spec.freeze_a:
+        for name, param in peft_model.named_parameters():
+            if ".lora_A." in name:
+                param.requires_grad_(False)
     return peft_model
 
 
 def lora_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
-    """Canonical name (e.g. ``layers.0.self_attn.q_proj.lora_A``) -> LoRA parameter, in order."""
+    """Canonical name (e.g. ``layers.0.self_attn.q_proj.lora_B``) -> trained LoRA parameter.
+
+    In layout order; frozen A factors (``LoraSpec.freeze_a``) are not part of the update vector.
+    """
+    spec: LoraSpec = getattr(model, "gt_lora_spec", None) or LoraSpec()
     out = {}
     for name, param in model.named_parameters():
         match = _PEFT_NAME.match(name)
-        if match:
+        if match and spec.trains(match.group(2)):
             out[f"{match.group(1)}.{match.group(2)}"] = param
     return dict(sorted(out.items(), key=lambda kv: _sort_key(kv[0])))
 
