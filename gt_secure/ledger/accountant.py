@@ -155,12 +155,13 @@ def _history(mechanisms: Sequence[Mechanism]) -> History | None:
 
 @functools.lru_cache(maxsize=4096)
 def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
-    from opacus.accountants import PRVAccountant, RDPAccountant  # heavy: imports torch
+    from gt_secure.ledger._opacus_light import accountant_classes  # Opacus's code, no torch
 
+    rdp_class, prv_class = accountant_classes()
     if accountant == "rdp":
-        acc: RDPAccountant | PRVAccountant = RDPAccountant()
+        acc = rdp_class()
     elif accountant == "prv":
-        acc = PRVAccountant()
+        acc = prv_class()
     else:
         raise InvalidFieldError("accountant", accountant, "one of 'rdp', 'prv'")
     acc.history = list(history)
