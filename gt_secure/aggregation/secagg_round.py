@@ -5,6 +5,9 @@ is the minimal strategy that hands every organization the same ``FitIns`` and ke
 mean. :class:`_ScreeningGrid` lets the caller refuse a masked reply on its plaintext metadata
 before it enters the sum: a refused reply is withheld from the workflow, which then treats that
 organization exactly like a dropout (its pairwise masks are reconstructed from the shares).
+Masks come from :func:`~gt_secure.aggregation.secagg_prg.mask_prg` (ChaCha20) on both sides; a
+node whose SETUP reply lacks the PRG tag is withheld and recorded as a failure (Flower 1.42 then
+halts the round: a node lost at SETUP leaves no shares to unmask with).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp import Grid
 
 from gt_secure.aggregation.quantization import SecAggParams
+from gt_secure.aggregation.secagg_prg import mask_prg_scope, setup_reply_problem, tag_setup
 from gt_secure.errors import InvalidFieldError
 
 Screen = Callable[[int, dict[str, str]], str | None]
@@ -132,12 +136,16 @@ class _ScreeningGrid(Grid):
         sent = list(messages)
         kept: list[Message] = []
         answered: set[int] = set()
+        setup = tag_setup(sent)  # both sides must mask with secagg_prg.mask_prg
         replies = list(self.inner.send_and_receive(sent, timeout=timeout))
         for reply in replies:
             node = replying_node(reply, sent)
             answered.add(node)
             if reply.has_error():
                 self.errors.append((node, reply.error.reason or "error"))
+            elif setup and (problem := setup_reply_problem(reply)) is not None:
+                self.errors.append((node, problem))  # withheld: dropped before key sharing
+                continue
             elif _is_masked(reply.content):
                 meta = _meta(reply.content)
                 reason = self.screen(node, meta)
@@ -200,7 +208,8 @@ def run_secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: 
     kwargs["max_weight"] = 1.0  # every organization sends weight 1: the mean is unweighted
     workflow = SecAggPlusWorkflow(**kwargs, timeout=timeout)
     screening = _ScreeningGrid(grid, screen)
-    workflow(screening, legacy)
+    with mask_prg_scope():  # the workflow unmasks with ChaCha20 masks, as the clients mask
+        workflow(screening, legacy)
     survivors = [(cast(GridClientProxy, proxy).node_id, {str(k): str(v)
                   for k, v in res.metrics.items()}) for proxy, res in collector.results]
     return SecAggOutcome(collector.mean, survivors, screening.errors, screening.refused)

@@ -16,6 +16,7 @@ from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from gt_secure.aggregation.ckks import encrypt, load_public_context
+from gt_secure.aggregation.secagg_prg import with_mask_prg
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.messages import (
     is_secagg,
@@ -26,11 +27,14 @@ from gt_secure.app.messages import (
 from gt_secure.app.roles import expected_layout
 from gt_secure.app.validation import Expected, norm_bound, validate_update
 
+_secaggplus_prg_mod = with_mask_prg(secaggplus_mod)
+
 
 def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
-    """Send SecAgg+ messages through Flower's ``secaggplus_mod``; plain ones straight on."""
+    """Send SecAgg+ messages through Flower's ``secaggplus_mod`` with ChaCha20 masks
+    (:mod:`gt_secure.aggregation.secagg_prg`); plain ones straight on."""
     if msg.metadata.message_type == MessageType.TRAIN and is_secagg(msg.content):
-        return secaggplus_mod(msg, ctxt, call_next)
+        return _secaggplus_prg_mod(msg, ctxt, call_next)
     return call_next(msg, ctxt)
 
 
