@@ -28,6 +28,7 @@ from gt_secure.aggregation.quantization import SecAggParams, secagg_error_bound,
 from gt_secure.errors import ProtocolConfigError
 
 __all__ = [
+    "DEFAULT_PROTOCOL",
     "CkksSpec",
     "DpSpec",
     "ExampleDp",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _SPEC_DIR = ("protocol_specs",)
+DEFAULT_PROTOCOL = "dp-sgd-secagg"  # demo, `flwr run` (pyproject) and AppConfig share it
 _REPO_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 

@@ -161,5 +161,5 @@ def test_cli_list_show_validate(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["protocol", "validate", str(bad)]) == 1
     assert "description must be present" in capsys.readouterr().err
     assert main(["protocol", "validate", "dp-secagg"]) == 0
-    assert main(["protocol", "run", "no-such-protocol"]) == 1  # refused before any Flower run
+    assert main(["protocol", "run", "no-such-protocol"]) == 2  # input error, before any Flower run
     assert "no-such-protocol" in capsys.readouterr().err

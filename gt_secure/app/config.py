@@ -13,7 +13,7 @@ from typing import Any
 
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError
-from gt_secure.protocols import CkksSpec, load_protocol
+from gt_secure.protocols import DEFAULT_PROTOCOL, CkksSpec, load_protocol
 
 AGGREGATIONS = {"plain": "plain", "secagg+": "secagg", "ckks": "ckks"}
 SECAGG_SOURCES = ("spec", "auto")
@@ -37,7 +37,7 @@ class AppConfig:
     measured in docs/benchmarks.md "Demo utility".
     """
 
-    protocol: str = "dp-secagg"
+    protocol: str = DEFAULT_PROTOCOL
     num_rounds: int = 0
     min_orgs: int = 0
     clip_norm: float = 0.0

@@ -17,16 +17,41 @@ import os
 import time
 from pathlib import Path
 
+from gt_secure.protocols import DEFAULT_PROTOCOL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="run the end-to-end demo (3 organizations, ~10 min)")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--protocol", default="dp-sgd-secagg", help="protocol name or TOML path")
-    parser.add_argument("--rounds", type=int, default=0, help="0: the protocol's rounds")
-    parser.add_argument("--local-steps", type=int, default=32, help="DP-SGD steps per round")
+    parser = sub.add_parser(
+        "demo", help="run the end-to-end demo: 3 organizations, one provider (~2-2.5 min)",
+        description="Three organizations fine-tune a TinyLM under DP on Flower's simulation "
+        "engine, the provider aggregates and translates the mean update into an LLM adapter, "
+        "every ledger is verified and a short membership-inference audit runs. Measured: "
+        "about 2-2.5 minutes on a 2-core machine with the defaults.")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"),
+                        help="output directory (default: runs/demo)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                        help=f"protocol name (gt-secure protocol list) or path to a protocol "
+                        f"TOML (default: {DEFAULT_PROTOCOL})")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="federated rounds; 0 (default): the protocol's rounds")
+    parser.add_argument("--local-steps", type=int, default=32,
+                        help="DP-SGD steps per organization and round (default: 32)")
     parser.add_argument("--num-texts", type=int, default=512,
-                        help="training texts per organization and round")
-    parser.set_defaults(func=_run)
+                        help="training texts per organization and round (default: 512)")
+    parser.set_defaults(func=_run, check=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad input before anything heavy is imported (one line, exit 2)."""
+    from gt_secure.errors import InvalidFieldError
+    from gt_secure.protocols import load_protocol
+
+    for name in ("rounds", "local_steps", "num_texts"):
+        value = getattr(args, name)
+        low = 0 if name == "rounds" else 1
+        if value < low:
+            raise InvalidFieldError(f"--{name.replace('_', '-')}", value, f">= {low}")
+    load_protocol(args.protocol)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
-"""Entry point of the ``gt-secure`` command.
+"""gt-secure: private LLM adapters from DP TinyLM updates, with a verifiable privacy ledger.
 
-Each role module in :mod:`gt_secure.cli` exposes ``register(subparsers)``; this file only
-collects them, so adding a command never touches another role's code.
+Exit codes: 0 pass, 1 a check failed (ledger verification, privacy violation found, refused
+protocol), 2 usage or input error (one line naming the fix), 3 internal error (``--debug``
+shows the traceback).
 """
 
 from __future__ import annotations
@@ -10,14 +11,34 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
-COMMAND_MODULES = ("demo", "pretrain", "provider", "ledger", "audit", "protocol", "bench")
+from gt_secure import __version__
+
+COMMAND_MODULES = ("demo", "pretrain", "provider", "ledger", "audit", "protocol", "deploy",
+                   "bench")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line naming the fix (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message> (see <prog> --help)`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gt-secure", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``gt-secure`` parser; role modules register their commands (no heavy imports)."""
+    parser = Parser(prog="gt-secure", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gt-secure {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks and third-party warnings")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"gt_secure.cli.{name}")
@@ -31,19 +52,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _set_threads() -> None:
     """One intra-op thread by default: these models are small and a 2-core machine shared with
-    Flower actors loses far more to OpenMP spin-waiting than it gains (GT_SECURE_THREADS=n)."""
+    Flower actors loses far more to OpenMP spin-waiting than it gains (GT_SECURE_THREADS=n).
+
+    Only when torch is needed: commands that do not set ``needs_torch`` never import it."""
     import torch
 
     torch.set_num_threads(int(os.environ.get("GT_SECURE_THREADS", "1")))
 
 
+def _quiet_third_party() -> None:
+    """Hide deprecation/future warnings raised by third-party code (ours still show)."""
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!gt_secure)")
+
+
+def _fail(code: int, message: str) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command, mapping errors to exit codes 2 (input) and 3 (internal)."""
+    from gt_secure.errors import GtSecureError
+
+    try:
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # input checks first: a typo fails in well under a second
+        if getattr(args, "needs_torch", True):
+            _set_threads()
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except (GtSecureError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError, FileExistsError) as err:
+        if args.debug:
+            raise
+        return _fail(EXIT_USAGE, f"error: {_one_line(err)}")
+    except Exception as err:  # noqa: BLE001 - the CLI boundary: one line, exit 3
+        if args.debug:
+            raise
+        return _fail(EXIT_INTERNAL, f"internal error: {type(err).__name__}: {_one_line(err)} "
+                     "(rerun with gt-secure --debug for the traceback)")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.strerror or text}: {err.filename}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gt-secure``; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    args = build_parser().parse_args(argv)
-    _set_threads()
-    result = args.func(args)
-    return int(result or 0)
+    args: Any = build_parser().parse_args(argv)
+    if not args.debug:
+        _quiet_third_party()
+    return run(args)
 
 
 if __name__ == "__main__":

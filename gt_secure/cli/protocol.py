@@ -7,13 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from gt_secure.errors import ProtocolConfigError
-from gt_secure.protocols import ProtocolSpec, list_protocols, load_protocol, threat_model_path
+if TYPE_CHECKING:
+    from gt_secure.protocols import ProtocolSpec
 
 __all__ = ["register"]
 
@@ -21,23 +18,33 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     """Add the ``protocol`` command and its ``list``, ``show``, ``validate`` and ``run``
     actions."""
-    parser = subparsers.add_parser("protocol", help="list, show and validate protocol specs")
-    actions = parser.add_subparsers(dest="protocol_action", required=True)
-    actions.add_parser("list", help="packaged protocol specs").set_defaults(func=_list)
+    parser = subparsers.add_parser("protocol", help="list, show, validate and run protocol specs")
+    actions = parser.add_subparsers(dest="protocol_action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="packaged protocol specs").set_defaults(
+        func=_list, needs_torch=False)
     show = actions.add_parser("show", help="one spec, its error bounds and threat model")
     show.add_argument("name", help="packaged spec name (e.g. dp-ckks) or path to a .toml file")
-    show.set_defaults(func=_show)
+    show.set_defaults(func=_show, needs_torch=False)
     validate = actions.add_parser("validate", help="validate a spec file; exit 1 on problems")
     validate.add_argument("path", help="path to a .toml spec (or a packaged name)")
-    validate.set_defaults(func=_validate)
+    validate.set_defaults(func=_validate, needs_torch=False)
     run = actions.add_parser("run", help="run a protocol on Flower's simulation engine with the "
                              "3 shipped organizations (deployment: docs/deployment.md)")
     run.add_argument("name", help="packaged spec name or path to a .toml file")
-    run.add_argument("--out", type=Path, default=Path("runs/protocol"))
-    run.add_argument("--rounds", type=int, default=0, help="0: the spec's rounds")
-    run.add_argument("--local-steps", type=int, default=8, help="training steps per round")
-    run.add_argument("--num-texts", type=int, default=64, help="training texts per organization")
-    run.set_defaults(func=_run)
+    run.add_argument("--out", type=Path, default=Path("runs/protocol"),
+                     help="output directory (default: runs/protocol)")
+    run.add_argument("--rounds", type=int, default=0, help="0 (default): the spec's rounds")
+    run.add_argument("--local-steps", type=int, default=8,
+                     help="training steps per organization and round (default: 8)")
+    run.add_argument("--num-texts", type=int, default=64,
+                     help="training texts per organization (default: 64)")
+    run.set_defaults(func=_run, check=lambda args: _load(args.name))
+
+
+def _load(name: str) -> ProtocolSpec:
+    from gt_secure.protocols import load_protocol
+
+    return load_protocol(name)
 
 
 def _dp_summary(spec: ProtocolSpec) -> str:
@@ -52,6 +59,11 @@ def _dp_summary(spec: ProtocolSpec) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gt_secure.protocols import list_protocols, load_protocol
+
     table = Table(title="gt-secure protocols")
     for col in ("name", "aggregation", "DP", "organizations", "description"):
         table.add_column(col)
@@ -64,11 +76,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    try:
-        spec = load_protocol(args.name)
-    except ProtocolConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
+    from gt_secure.protocols import threat_model_path
+
+    spec = _load(args.name)
     print(json.dumps(spec.model_dump(mode="json", exclude_none=True), indent=2))
     if (bound := spec.secagg_sum_error()) is not None:
         print(f"SecAgg+ max abs error of the sum at {spec.max_organizations} orgs: {bound:.3g}")
@@ -82,23 +92,25 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from gt_secure.errors import ProtocolConfigError
+
+    if (args.path.endswith(".toml") or os.sep in args.path) and not Path(args.path).is_file():
+        raise FileNotFoundError(2, "no such protocol spec file", args.path)
     try:
-        spec = load_protocol(args.path)
+        spec = _load(args.path)
     except ProtocolConfigError as err:
-        print(err, file=sys.stderr)
+        print(f"INVALID: {err}", file=sys.stderr)
         return 1
     print(f"OK: {args.path} is a valid protocol spec ({spec.name}, {spec.aggregation})")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from gt_secure.demo.simulation import run_protocol
 
-    try:
-        load_protocol(args.name)
-    except ProtocolConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
     out: Path = args.out.resolve()
     os.environ["GT_SECURE_STATE_DIR"] = str(out / "organizations")
     summary = run_protocol(args.name, out, rounds=args.rounds, local_steps=args.local_steps,
