@@ -25,6 +25,7 @@ a mismatched pair fails at key setup instead of summing garbage.
 
 from __future__ import annotations
 
+import dis
 import importlib
 import inspect
 import threading
@@ -73,7 +74,7 @@ _CALLERS = ((_CLIENT_MODULE, "_collect_masked_vectors"),
 _SIGNATURE = ["seed", "num_range", "dimensions_list"]
 
 Prg = Callable[[bytes, int, list[tuple[int, ...]]], list[np.ndarray]]
-_FLOWER_PRG: Prg = secaggplus_utils.pseudo_rand_gen
+_FLOWER_PRG: Prg = getattr(secaggplus_utils, "pseudo_rand_gen", None)  # type: ignore[assignment]
 
 
 def mask_prg(seed: bytes, num_range: int,
@@ -108,18 +109,23 @@ def flower_internals_problems() -> list[str]:
     problems = []
     if not flwr.__version__.startswith(FLOWER_SERIES):
         problems.append(f"flwr.__version__ must be {FLOWER_SERIES}x, got {flwr.__version__}")
-    if list(inspect.signature(_FLOWER_PRG).parameters) != _SIGNATURE:
-        problems.append(f"secaggplus_utils.pseudo_rand_gen must take {_SIGNATURE}, got "
-                        f"{list(inspect.signature(_FLOWER_PRG).parameters)}")
+    params = list(inspect.signature(_FLOWER_PRG).parameters) if callable(_FLOWER_PRG) else None
+    if params != _SIGNATURE:
+        problems.append(f"secaggplus_utils.pseudo_rand_gen must take {_SIGNATURE}, got {params}")
     for module_name, qualname in _CALLERS:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            problems.append(f"{module_name} must exist")
+            continue
         if getattr(module, "pseudo_rand_gen", None) not in (_FLOWER_PRG, _dispatch):
             problems.append(f"{module_name}.pseudo_rand_gen must be Flower's pseudo_rand_gen")
         func: object = module
         for part in qualname.split("."):
             func = getattr(func, part, None)
         code = getattr(func, "__code__", None)
-        if code is None or "pseudo_rand_gen" not in code.co_names:
+        if code is None or not any(ins.opname == "LOAD_GLOBAL" and ins.argval == "pseudo_rand_gen"
+                                   for ins in dis.get_instructions(code)):
             problems.append(f"{module_name}.{qualname} must call the global pseudo_rand_gen")
     return problems
 

@@ -9,6 +9,7 @@ hits are confirmed with Flower's own ``pseudo_rand_gen``.
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import importlib
 import struct
@@ -17,6 +18,7 @@ import threading
 import flwr
 import numpy as np
 import pytest
+from flwr.common.secure_aggregation import secaggplus_utils
 from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
 from flwr.common.secure_aggregation.quantization import quantize
 from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
@@ -40,16 +42,21 @@ def test_flower_internals_are_the_ones_replaced() -> None:
     assert secagg_prg.flower_internals_problems() == []
     assert CLIENT.pseudo_rand_gen is pseudo_rand_gen  # outside any scope: Flower's own
     assert SERVER.pseudo_rand_gen is pseudo_rand_gen
-    assert "pseudo_rand_gen" in CLIENT._collect_masked_vectors.__code__.co_names
-    assert "pseudo_rand_gen" in SERVER.SecAggPlusWorkflow.unmask_stage.__code__.co_names
+    for func in (CLIENT._collect_masked_vectors, SERVER.SecAggPlusWorkflow.unmask_stage):
+        assert any(ins.opname == "LOAD_GLOBAL" and ins.argval == "pseudo_rand_gen"
+                   for ins in dis.get_instructions(func))
 
 
 def test_moved_internals_and_other_versions_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flwr, "__version__", "1.43.0")
     monkeypatch.setattr(SERVER, "pseudo_rand_gen", lambda seed, num_range, dims: [])
+    # A caller that reaches the PRG through the module attribute would bypass the scope.
+    monkeypatch.setattr(CLIENT, "_collect_masked_vectors",
+                        lambda *args: secaggplus_utils.pseudo_rand_gen(*args))
     problems = secagg_prg.flower_internals_problems()
     assert any("1.43.0" in p for p in problems)
-    assert any("secaggplus_workflow.pseudo_rand_gen" in p for p in problems)
+    assert any("secaggplus_workflow.pseudo_rand_gen must be" in p for p in problems)
+    assert any("_collect_masked_vectors must call the global" in p for p in problems)
     with pytest.raises(InvalidFieldError, match="flwr must be 1.42.x"):
         secagg_prg._check_flower()
     with pytest.raises(GtSecureError, match="refusing to mask"), mask_prg_scope():
