@@ -1,59 +1,167 @@
-"""``gt-secure ledger verify|show|report|export|keygen``: the compliance officer's commands."""
+"""``gt-secure ledger verify|show|report|export|keygen``: the compliance officer's commands.
+
+``show`` and ``report`` verify every ledger first (``--trusted-keys``) or, with
+``--unverified``, stamp their output UNVERIFIED. Exit codes: 0 verified (or read unverified),
+1 a verification failed, 2 usage or input error (missing or empty ledger, bad option).
+None of these commands imports torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gt_secure.errors import GtSecureError
-from gt_secure.ledger.entry import LedgerEntry
+from gt_secure.errors import InvalidFieldError
+
+if TYPE_CHECKING:
+    from gt_secure.ledger.entry import LedgerEntry
+    from gt_secure.ledger.report import Filters, LedgerView
+
+
+def _read(path: Path) -> tuple[list[LedgerEntry], tuple[int, ...], dict[str, float]]:
+    """Every line that parses as an entry, with its line number, and the header's budgets.
+
+    Tolerant on purpose: a tampered line must reach the report (marked by verification), not
+    stop it. A missing or empty ledger is an input error (exit 2)."""
+    from pydantic import ValidationError
+
+    from gt_secure.ledger.entry import LedgerEntry
+    from gt_secure.ledger.store import split_lines
+
+    if not path.is_file():
+        raise InvalidFieldError("--ledger", str(path), "an existing ledger file (JSONL)")
+    scan = split_lines(path.read_bytes())
+    entries: list[LedgerEntry] = []
+    lines: list[int] = []
+    budgets: dict[str, float] = {}
+    unreadable = []
+    for number, raw in enumerate(scan.lines, start=1):
+        try:
+            entries.append(LedgerEntry.model_validate_json(raw))
+            lines.append(number)
+        except ValidationError:
+            data = _json(raw)
+            if number == 1 and data.get("kind") == "header":
+                budgets = {str(k): float(v) for k, v in (data.get("budget") or {}).items()}
+            else:
+                unreadable.append(number)
+    if scan.torn is not None:
+        print(f"warning: {path} line {scan.torn.line} is torn ({scan.torn.length} bytes, "
+              "interrupted append); showing the intact entries before it", file=sys.stderr)
+    if unreadable:
+        print(f"warning: {path} line(s) {unreadable} are not ledger entries; not shown",
+              file=sys.stderr)
+    if not entries:
+        raise InvalidFieldError("--ledger", str(path), "a ledger with at least one entry "
+                                "(this file has none)")
+    return entries, tuple(lines), budgets
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _entries(path: Path) -> list[LedgerEntry]:
-    """Intact entries; a torn tail is reported on stderr, not fatal, for read-only views."""
-    from gt_secure.ledger.store import Ledger
+    return _read(path)[0]
 
-    entries, torn = Ledger(path).scan()
-    if torn is not None:
-        print(f"warning: {path} line {torn.line} is torn ({torn.length} bytes, interrupted "
-              "append); showing the intact entries before it", file=sys.stderr)
-    return entries
+
+def _trusted(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not getattr(args, "trusted_keys", None):
+        if getattr(args, "unverified", False):
+            return None
+        raise InvalidFieldError("--trusted-keys", None, "given (directories or .pub.pem files "
+                                "of the signers) to verify first, or pass --unverified")
+    from gt_secure.ledger.signing import load_trusted_keys
+
+    return dict(load_trusted_keys(args.trusted_keys))
+
+
+def _views(args: argparse.Namespace) -> list[LedgerView]:
+    from gt_secure.ledger.report import LedgerView
+    from gt_secure.ledger.verify import Tolerance, verify_ledger
+
+    trusted = _trusted(args)
+    signers = {kid: key.owner for kid, key in (trusted or {}).items()}
+    views = []
+    for path in args.ledger:
+        entries, lines, budgets = _read(path)
+        check = None if trusted is None else verify_ledger(
+            path, trusted, Tolerance(args.rtol, args.atol))
+        views.append(LedgerView(path, entries, check, signers, budgets, lines))
+    return views
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 date or time such as 2026-11-26 or 2026-11-26T12:00, got "
+            f"{text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    from gt_secure.ledger.report import Filters
+
+    if args.since and args.until and args.since > args.until:
+        raise InvalidFieldError("--since", args.since.isoformat(), "not after --until")
+    return Filters(args.since, args.until, args.unit)
+
+
+def _failed(views: list[LedgerView]) -> bool:
+    return any(v.verification is not None and not v.verification.ok for v in views)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from gt_secure.ledger.signing import load_trusted_keys
-    from gt_secure.ledger.verify import Tolerance, verify_ledger
+    from gt_secure.ledger.report import view_json
 
-    report = verify_ledger(args.ledger, load_trusted_keys(args.trusted_keys),
-                           Tolerance(args.rtol, args.atol))
-    for issue in report.issues:
-        print(f"FAIL {issue}")
-    print(report.summary())
-    return 0 if report.ok else 1
+    views = _views(args)
+    if args.format == "json":
+        data = view_json(views)
+        print(json.dumps({"ok": not _failed(views), "ledgers": [
+            {k: v for k, v in ledger.items() if k != "entries"} for ledger in data["ledgers"]]},
+            indent=2))
+    else:
+        for view in views:
+            assert view.verification is not None
+            for issue in view.verification.issues:
+                print(f"FAIL {issue}")
+            print(view.verification.summary())
+    return 1 if _failed(views) else 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from gt_secure.ledger.report import show_table
+    from gt_secure.ledger.report import show_table, view_json
 
-    show_table(_entries(args.ledger))
-    return 0
+    views = _views(args)
+    if args.format == "json":
+        print(json.dumps(view_json(views, _filters(args)), indent=2))
+    else:
+        show_table(views, _filters(args))
+    return 1 if _failed(views) else 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from gt_secure.ledger.report import html_report
+    from gt_secure.ledger.report_html import html_report
 
-    verification = None
-    if args.trusted_keys:
-        from gt_secure.ledger.signing import load_trusted_keys
-        from gt_secure.ledger.verify import verify_ledger
-
-        verification = verify_ledger(args.ledger, load_trusted_keys(args.trusted_keys))
-    text = html_report(_entries(args.ledger), f"Privacy ledger {args.ledger.name}", verification)
+    views = _views(args)
+    names = ", ".join(p.name for p in args.ledger)
+    text = html_report(views, f"Privacy ledger report: {names}", _filters(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 0
+    state = ("VERIFICATION FAILED" if _failed(views) else
+             "UNVERIFIED" if args.unverified else "verified")
+    print(f"wrote {args.out} ({state})")
+    return 1 if _failed(views) else 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -72,46 +180,73 @@ def _keygen(args: argparse.Namespace) -> int:
 
     key = generate_key()
     private, public = save_keypair(key, args.out_dir, args.owner)
-    print(f"key id {key_id(key.public_key())}: private {private} (0600), public {public}")
+    print(f"key id {key_id(key.public_key())}: private {private} (0600, stays with "
+          f"{args.owner}), public {public} (give it to whoever verifies the ledger)")
     return 0
 
 
-def _guarded(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return int(func(args))
-        except (GtSecureError, OSError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+def _add_reading(sub: argparse.ArgumentParser, keys: str = "or-unverified") -> None:
+    """``--ledger`` (one for ``keys='none'``, else several) and the trusted-key options."""
+    several = keys != "none"
+    sub.add_argument("--ledger", type=Path, required=True, nargs="+" if several else None,
+                     metavar="PATH", help="ledger JSONL file(s); several give a roll-up"
+                     if several else "ledger JSONL file")
+    sub.set_defaults(unverified=False, trusted_keys=None)
+    if not several:
+        return
+    group = sub.add_mutually_exclusive_group(required=keys == "required")
+    group.add_argument("--trusted-keys", nargs="+", metavar="PATH",
+                       help="directories of <owner>.pub.pem files, or such files, of every "
+                       "signer (organizations, provider)")
+    if keys == "or-unverified":
+        group.add_argument("--unverified", action="store_true",
+                           help="read without verifying; the output is stamped UNVERIFIED")
+    sub.add_argument("--rtol", type=float, default=0.05,
+                     help="relative tolerance between the two accountants (default: 0.05)")
+    sub.add_argument("--atol", type=float, default=0.05,
+                     help="absolute tolerance between the two accountants (default: 0.05)")
 
-    return run
+
+def _add_filters(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--since", type=_time, help="count releases from this UTC date/time")
+    sub.add_argument("--until", type=_time, help="count releases up to this UTC date/time")
+    sub.add_argument("--unit", choices=("example", "organization"),
+                     help="only this privacy unit")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``ledger`` command and its sub-commands."""
-    parser = subparsers.add_parser("ledger", help="verify, show, report and export the ledger")
-    verbs = parser.add_subparsers(dest="ledger_command", required=True)
+    parser = subparsers.add_parser("ledger", help="verify, show, report and export ledgers")
+    verbs = parser.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text)
-        sub.set_defaults(func=_guarded(func))
-        if name != "keygen":
-            sub.add_argument("--ledger", type=Path, required=True, help="ledger JSONL file")
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func, needs_torch=False)
         return sub
 
-    verify = add("verify", _verify, "check chain, signatures, schema and every epsilon")
-    verify.add_argument("--trusted-keys", nargs="+", required=True, metavar="PATH",
-                        help="directories of <owner>.pub.pem files, or such files")
-    verify.add_argument("--rtol", type=float, default=0.05, help="relative accountant tolerance")
-    verify.add_argument("--atol", type=float, default=0.05, help="absolute accountant tolerance")
-    add("show", _show, "table of epsilon spent vs budget per organization and unit")
-    report = add("report", _report, "self-contained HTML report")
-    report.add_argument("--out", type=Path, default=Path("ledger_report.html"))
-    report.add_argument("--trusted-keys", nargs="+", metavar="PATH",
-                        help="verify first and include the result")
-    export = add("export", _export, "export entries as CSV or JSON")
-    export.add_argument("--format", choices=("csv", "json"), default="json")
+    verify = add("verify", _verify, "check chain, signatures, schema and every epsilon; exit 1 "
+                 "when a check fails")
+    _add_reading(verify, keys="required")
+    verify.add_argument("--format", choices=("table", "json"), default="table",
+                        help="output format (default: table)")
+    show = add("show", _show, "epsilon spent vs budget per organization and unit (verified "
+               "first); exit 1 when verification fails")
+    _add_reading(show)
+    _add_filters(show)
+    show.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table, or JSON with every entry's plain-language statement")
+    report = add("report", _report, "self-contained HTML report (verified first); exit 1 when "
+                 "verification fails")
+    _add_reading(report)
+    _add_filters(report)
+    report.add_argument("--out", type=Path, default=Path("ledger_report.html"),
+                        help="HTML file to write (default: ledger_report.html)")
+    export = add("export", _export, "export one ledger's entries as CSV or JSON (unverified)")
+    _add_reading(export, keys="none")
+    export.add_argument("--format", choices=("csv", "json"), default="json",
+                        help="output format (default: json)")
     export.add_argument("--out", type=Path, default=None, help="file (default: stdout)")
     keygen = add("keygen", _keygen, "create an Ed25519 signing key pair for an owner")
     keygen.add_argument("--owner", required=True, help="organization or provider id")
-    keygen.add_argument("--out-dir", type=Path, required=True)
+    keygen.add_argument("--out-dir", type=Path, required=True,
+                        help="directory for <owner>.key.pem (0600) and <owner>.pub.pem")

@@ -17,7 +17,8 @@ MEMBERS = 64  # audited members per organization: its first training texts (all 
 
 def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
     """Verify each organization's ledger against its public key; write an HTML report each."""
-    from gt_secure.ledger.report import html_report
+    from gt_secure.ledger.report import LedgerView
+    from gt_secure.ledger.report_html import html_report
     from gt_secure.ledger.signing import load_trusted_keys
     from gt_secure.ledger.store import Ledger
     from gt_secure.ledger.verify import verify_ledger
@@ -31,10 +32,12 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
         if not path.exists():
             results[org] = {"ok": False, "entries": 0, "detail": "no ledger written"}
             continue
-        check = verify_ledger(path, load_trusted_keys([state]))
+        trusted = load_trusted_keys([state])
+        check = verify_ledger(path, trusted)
         entries = Ledger(path).entries()
+        view = LedgerView(path, entries, check, {k: t.owner for k, t in trusted.items()})
         (reports / f"ledger-{org}.html").write_text(
-            html_report(entries, f"Privacy ledger: {org}", check), encoding="utf-8"
+            html_report([view], f"Privacy ledger: {org}"), encoding="utf-8"
         )
         results[org] = {
             "ok": check.ok,

@@ -1,20 +1,21 @@
-"""Human views of a ledger: budget table (rich), self-contained HTML report, CSV/JSON export."""
+"""Human views of one or several ledgers: plain-language statements, the roll-up of spent vs
+budget per organization and unit (time and unit filters), tables, JSON, CSV/JSON export.
+
+The HTML report is :mod:`gt_secure.ledger.report_html`. A :class:`LedgerView` carries a ledger's
+entries with its verification (``None``: read unverified, which every view states).
+"""
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.entry import LedgerEntry
@@ -24,59 +25,208 @@ EXPORT_FIELDS = ("line", "timestamp", "kind", "org_id", "release_id", "round", "
                  "accountant", "delta", "epsilon_spent", "epsilon_total", "budget_epsilon",
                  "mechanisms", "parents", "base_model_hash", "update_vector_hash",
                  "data_fingerprint", "signer", "prev_hash", "signature")
+UNVERIFIED = "UNVERIFIED: signatures, hash chain and epsilon were not checked"
+ACCOUNTANTS = {"rdp": "Rényi DP (RDP) accountant", "prv": "PRV accountant (Gopi et al. 2021)"}
 
 
 @dataclass(frozen=True)
-class BudgetRow:
-    """Spent versus budget for one organization and privacy unit."""
+class LedgerView:
+    """One ledger's intact entries, its verification (None: unverified) and known signers."""
+
+    path: Path
+    entries: list[LedgerEntry]
+    verification: VerifyReport | None
+    signers: dict[str, str] = field(default_factory=dict)  # key id -> owner
+    budgets: dict[str, float] = field(default_factory=dict)  # unit -> epsilon (ledger header)
+    lines: tuple[int, ...] = ()  # file line of each entry (default: 1, 2, ...)
+
+    def numbered(self) -> list[tuple[int, LedgerEntry, str]]:
+        """``(file line, entry, plain-language statement)`` of every entry."""
+        lines = self.lines or tuple(range(1, len(self.entries) + 1))
+        return list(zip(lines, self.entries, statements(self.entries), strict=True))
+
+    def failed_lines(self) -> set[int]:
+        """Line numbers named by a failed check."""
+        return {i.line for i in self.verification.issues} if self.verification else set()
+
+    def budget_of(self, entry: LedgerEntry) -> float:
+        """The budget of the entry's unit: the ledger header's, else the entry's own."""
+        if entry.unit in self.budgets:
+            return self.budgets[entry.unit]
+        return float(getattr(entry, "budget_epsilon", None) or 0.0)
+
+    def signer_name(self, entry: LedgerEntry) -> str:
+        """``owner (key id)`` when the key is trusted, else the bare key id."""
+        owner = self.signers.get(entry.signer)
+        return f"{owner} ({entry.signer})" if owner else entry.signer
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which releases count: time window (inclusive, UTC) and privacy unit."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    unit: str | None = None
+
+    def before_end(self, entry: LedgerEntry) -> bool:
+        """True when the entry is not after ``until``."""
+        return self.until is None or datetime.fromisoformat(entry.timestamp) <= self.until
+
+    def in_window(self, entry: LedgerEntry) -> bool:
+        """True when the entry is inside ``[since, until]``."""
+        time = datetime.fromisoformat(entry.timestamp)
+        return self.before_end(entry) and (self.since is None or time >= self.since)
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    """Spend of one organization at one privacy unit (``org_id='*'``: all organizations)."""
 
     org_id: str
     unit: str
     releases: int
-    spent: float
+    spent_in_window: float
+    epsilon_total: float
     budget: float
     accountant: str
     delta: float
 
     @property
     def remaining(self) -> float:
-        """Budget left."""
-        return max(0.0, self.budget - self.spent)
+        """Budget left at the end of the window."""
+        return max(0.0, self.budget - self.epsilon_total)
 
 
-def budget_rows(entries: Sequence[LedgerEntry]) -> list[BudgetRow]:
-    """One row per ``(org_id, unit)`` with a release, sorted; budget from the last release."""
-    last: dict[tuple[str, str], LedgerEntry] = {}
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def statement(entry: LedgerEntry, units_of_release: set[str] | None = None) -> str:
+    """The entry's guarantee in plain language (after TF Privacy's
+    ``compute_dp_sgd_privacy_statement``): unit, epsilon, delta, mechanism, accountant."""
+    if entry.kind == "post_processing":
+        return (f"{entry.org_id} derived this from {', '.join(entry.parents)} only "
+                "(post-processing): no additional privacy cost")
+    accountant = ACCOUNTANTS.get(entry.accountant or "", entry.accountant or "?")
+    total, spent, delta = _fmt(entry.epsilon_total or 0.0), _fmt(entry.epsilon_spent), entry.delta
+    parts = []
+    for m in entry.mechanisms:
+        if m.kind == "dp_sgd":
+            parts.append(f"DP-SGD, Poisson sampling rate {m.sample_rate:g}, noise multiplier "
+                         f"{m.noise_multiplier:g}, {m.steps} steps, clip norm {m.clip_norm:g}")
+        else:
+            parts.append(f"Gaussian noise (multiplier {m.noise_multiplier:g}) on the update "
+                         f"vector clipped to L2 norm {m.clip_norm:g}")
+    how = "; ".join(parts)
+    if entry.unit == "example":
+        whole = ("the organization's dataset as a whole is also protected by its "
+                 "organization-level entry" if "organization" in (units_of_release or set())
+                 else "the organization's dataset as a whole is not protected")
+        return (f"each training record of {entry.org_id} is protected at ε={total}, δ={delta:g} "
+                f"over all its releases so far (this release ε={spent}; {how}; {accountant}); "
+                f"{whole}")
+    return (f"the whole dataset of {entry.org_id} (any change to all of its records) is "
+            f"protected at ε={total}, δ={delta:g} over all its releases so far (this release "
+            f"ε={spent}; {how}; {accountant})")
+
+
+def statements(entries: Sequence[LedgerEntry]) -> list[str]:
+    """:func:`statement` of every entry, aware of the units each release was recorded at."""
+    units: dict[str, set[str]] = {}
+    for e in entries:
+        if e.unit is not None:
+            units.setdefault(e.release_id, set()).add(e.unit)
+    return [statement(e, units.get(e.release_id)) for e in entries]
+
+
+def rollup(views: Sequence[LedgerView], filters: Filters | None = None) -> list[RollupRow]:
+    """Per ``(org, unit)`` rows, then one ``'*'`` total row per unit (sum over organizations:
+    a total of spend, not a joint guarantee). ``epsilon_total`` is the cumulative epsilon at the
+    end of the window; ``spent_in_window`` its increase within the window."""
+    filters = filters or Filters()
+    before: dict[tuple[str, str], float] = {}
+    last: dict[tuple[str, str], tuple[LedgerEntry, float]] = {}
     counts: dict[tuple[str, str], int] = {}
-    for entry in entries:
-        if entry.kind == "release" and entry.unit is not None:
-            key = (entry.org_id, entry.unit)
-            last[key] = entry
+    for view, entry in ((v, e) for v in views for e in v.entries):
+        if entry.kind != "release" or entry.unit is None or not filters.before_end(entry):
+            continue
+        if filters.unit is not None and entry.unit != filters.unit:
+            continue
+        key = (entry.org_id, entry.unit)
+        if filters.in_window(entry):
+            last[key] = (entry, view.budget_of(entry))
             counts[key] = counts.get(key, 0) + 1
-    return [BudgetRow(org, unit, counts[(org, unit)], e.epsilon_total or 0.0,
-                      e.budget_epsilon or 0.0, e.accountant or "", e.delta or 0.0)
-            for (org, unit), e in sorted(last.items())]
+        else:
+            before[key] = entry.epsilon_total or 0.0
+    rows = [RollupRow(org, unit, counts[(org, unit)],
+                      (e.epsilon_total or 0.0) - before.get((org, unit), 0.0),
+                      e.epsilon_total or 0.0, budget, e.accountant or "", e.delta or 0.0)
+            for (org, unit), (e, budget) in sorted(last.items())]
+    for unit in sorted({r.unit for r in rows}):
+        same = [r for r in rows if r.unit == unit]
+        rows.append(RollupRow("*", unit, sum(r.releases for r in same),
+                              sum(r.spent_in_window for r in same),
+                              sum(r.epsilon_total for r in same), sum(r.budget for r in same),
+                              "", max(r.delta for r in same)))
+    return rows
 
 
-def show_table(entries: Sequence[LedgerEntry], console: Console | None = None) -> Table:
-    """Print (and return) the per-organization budget table."""
+def verification_text(view: LedgerView) -> str:
+    """One line: the verification summary, or the UNVERIFIED stamp."""
+    return UNVERIFIED if view.verification is None else view.verification.summary()
+
+
+def show_table(views: Sequence[LedgerView], filters: Filters | None = None,
+               console: Any = None) -> Any:
+    """Print (and return) the roll-up table with each ledger's verification line."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="Privacy budget per organization and unit")
-    for column in ("org_id", "unit", "releases", "spent", "budget", "remaining", "used",
-                   "accountant", "delta"):
+    for column in ("org_id", "unit", "releases", "spent (window)", "epsilon total", "budget",
+                   "remaining", "used", "accountant", "delta"):
         table.add_column(column, no_wrap=True,
                          justify="left" if column in ("org_id", "unit") else "right")
-    for row in budget_rows(entries):
-        used = row.spent / row.budget if row.budget else 0.0
+    for row in rollup(views, filters):
+        used = row.epsilon_total / row.budget if row.budget else 0.0
         style = "red" if used > 0.9 else "yellow" if used > 0.5 else "green"
-        table.add_row(row.org_id, row.unit, str(row.releases), f"{row.spent:.4f}",
-                      f"{row.budget:.4f}", f"{row.remaining:.4f}", f"[{style}]{used:.0%}[/]",
-                      row.accountant, f"{row.delta:.0e}")
-    post = sum(1 for e in entries if e.kind == "post_processing")
-    table.caption = f"{len(entries)} entries, {post} post-processing (no epsilon)"
+        name = "all (sum)" if row.org_id == "*" else row.org_id
+        table.add_row(name, row.unit, str(row.releases), f"{row.spent_in_window:.4f}",
+                      f"{row.epsilon_total:.4f}", f"{row.budget:.4f}", f"{row.remaining:.4f}",
+                      f"[{style}]{used:.0%}[/]", row.accountant, f"{row.delta:.0e}")
+    entries = sum(len(v.entries) for v in views)
+    table.caption = f"{entries} entries in {len(views)} ledger(s)"
     if console is None:
-        console = Console() if sys.stdout.isatty() else Console(width=120)
+        console = Console() if sys.stdout.isatty() else Console(width=140)
+    for view in views:
+        ok = view.verification is not None and view.verification.ok
+        console.print(f"[{'green' if ok else 'bold red'}]{view.path}: "
+                      f"{verification_text(view)}[/]", highlight=False)
+        for issue in (view.verification.issues if view.verification else ()):
+            console.print(f"[red]  FAIL {issue}[/]", highlight=False)
     console.print(table)
     return table
+
+
+def view_json(views: Sequence[LedgerView], filters: Filters | None = None) -> dict[str, Any]:
+    """The roll-up, verification and every entry with its plain-language statement."""
+    ledgers = []
+    for view in views:
+        failed = view.failed_lines()
+        ledgers.append({
+            "path": str(view.path),
+            "verified": view.verification is not None,
+            "ok": None if view.verification is None else view.verification.ok,
+            "verification": verification_text(view),
+            "issues": [str(i) for i in view.verification.issues] if view.verification else [],
+            "entries": [{"line": n, "failed": n in failed, "statement": text,
+                         "signer_name": view.signer_name(e), **e.model_dump(mode="json")}
+                        for n, e, text in view.numbered()],
+        })
+    rows = [{**r.__dict__, "remaining": r.remaining} for r in rollup(views, filters)]
+    return {"unverified": any(v.verification is None for v in views), "rollup": rows,
+            "ledgers": ledgers}
 
 
 def export_rows(entries: Sequence[LedgerEntry]) -> list[dict[str, Any]]:
@@ -102,84 +252,3 @@ def export(entries: Sequence[LedgerEntry], fmt: str) -> str:
         writer.writerows(export_rows(entries))
         return buffer.getvalue()
     raise InvalidFieldError("fmt", fmt, "one of 'csv', 'json'")
-
-
-def epsilon_plot_png(entries: Sequence[LedgerEntry]) -> bytes:
-    """PNG of cumulative epsilon over time, one step line per organization and unit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 4), dpi=100)
-    axes = figure.add_subplot()
-    series: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
-    for entry in entries:
-        if entry.kind == "release" and entry.unit is not None:
-            point = (datetime.fromisoformat(entry.timestamp), entry.epsilon_total or 0.0)
-            series.setdefault((entry.org_id, entry.unit), []).append(point)
-    for (org, unit), points in sorted(series.items()):
-        times, values = zip(*points, strict=True)
-        axes.step(times, values, where="post", marker="o", label=f"{org} ({unit})")
-    axes.set_xlabel("time (UTC)")
-    axes.set_ylabel("cumulative epsilon")
-    axes.set_title("Epsilon over time per organization")
-    if series:
-        axes.legend(fontsize="small")
-    figure.autofmt_xdate()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _mechanism_text(entry: LedgerEntry) -> str:
-    parts = []
-    for m in entry.mechanisms:
-        fields = m.model_dump(exclude={"kind", "unit"})
-        parts.append(m.kind + "(" + ", ".join(f"{k}={v}" for k, v in fields.items()) + ")")
-    return "; ".join(parts) or "-"
-
-
-def _cell(value: object) -> str:
-    return f"<td>{html.escape('-' if value is None else str(value))}</td>"
-
-
-def html_report(entries: Sequence[LedgerEntry], title: str,
-                verification: VerifyReport | None = None) -> str:
-    """A self-contained HTML report: status, budget table, epsilon plot, every entry."""
-    png = base64.b64encode(epsilon_plot_png(entries)).decode("ascii")
-    if verification is None:
-        status = "<p>Not verified (no trusted keys given).</p>"
-    else:
-        items = "".join(f"<li>{html.escape(str(i))}</li>" for i in verification.issues)
-        status = f"<p><b>{html.escape(verification.summary())}</b></p><ul>{items}</ul>"
-    budget = "".join(
-        "<tr>" + "".join(_cell(v) for v in (*asdict(r).values(), f"{r.remaining:.4f}")) + "</tr>"
-        for r in budget_rows(entries))
-    rows = "".join(
-        "<tr>" + "".join(_cell(v) for v in (
-            line, e.timestamp, e.kind, e.org_id, e.release_id, e.round, e.unit,
-            _mechanism_text(e), e.accountant, e.delta, f"{e.epsilon_spent:.4f}",
-            e.epsilon_total, e.budget_epsilon, ", ".join(e.parents) or "-",
-            e.update_vector_hash[:16], e.signer)) + "</tr>"
-        for line, e in enumerate(entries, start=1))
-    head = ("line", "time", "kind", "org", "release", "round", "unit", "mechanisms",
-            "accountant", "delta", "eps spent", "eps total", "budget", "parents (lineage)",
-            "update hash", "signer")
-    budget_head = ("org", "unit", "releases", "spent", "budget", "accountant", "delta",
-                   "remaining")
-    th = "".join
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#eee}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<h2>Verification</h2>{status}
-<h2>Budget per organization</h2>
-<table><tr>{th(f"<th>{h}</th>" for h in budget_head)}</tr>{budget}</table>
-<h2>Epsilon over time</h2><img alt="epsilon over time" src="data:image/png;base64,{png}">
-<h2>Releases and lineage</h2>
-<p>Post-processing entries (aggregation, translation) add no epsilon; parents give lineage.</p>
-<table><tr>{th(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
-</body></html>
-"""
