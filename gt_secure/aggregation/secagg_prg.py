@@ -88,16 +88,18 @@ def mask_prg(seed: bytes, num_range: int,
     digest = hashes.Hash(hashes.SHA256())
     digest.update(DOMAIN + seed)
     stream = Cipher(algorithms.ChaCha20(digest.finalize(), bytes(16)), mode=None).encryptor()
-    limit = 2**64 - 2**64 % num_range  # 2**64 (keep all) for a power of two
-    need, kept = sum(sizes), []
-    while need > 0:
-        words = np.frombuffer(stream.update(bytes(8 * need)), dtype="<u8")
-        if limit < 2**64:
-            words = words[words < np.uint64(limit)]
-        kept.append(words[:need])
-        need -= len(kept[-1])
-    flat = (np.concatenate(kept) if kept else np.empty(0, np.uint64)) % np.uint64(num_range)
-    values, out, start = flat.astype(np.int64), [], 0
+    total = sum(sizes)
+    words = np.frombuffer(stream.update(bytes(8 * total)), dtype="<u8")
+    if num_range & (num_range - 1) == 0:  # power of two: every word kept, w mod R = w & (R-1)
+        flat = words & np.uint64(num_range - 1)
+    else:
+        limit = np.uint64(2**64 - 2**64 % num_range)
+        kept = [words[words < limit]]
+        while (have := sum(len(k) for k in kept)) < total:
+            more = np.frombuffer(stream.update(bytes(8 * (total - have))), dtype="<u8")
+            kept.append(more[more < limit])
+        flat = np.concatenate(kept)[:total] % np.uint64(num_range)
+    values, out, start = flat.view(np.int64), [], 0  # every value < num_range <= 2**63
     for shape, size in zip(dimensions_list, sizes, strict=True):
         out.append(values[start:start + size].reshape(shape))
         start += size
