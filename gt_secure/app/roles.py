@@ -109,6 +109,8 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
     n_texts = cfg.app.num_texts or int(node_config.get("num-texts", 512))
     texts = org_texts(org_id, "train", n_texts)
     budget = float(node_config.get("budget-epsilon", 100.0))
+    ledger.ensure(owner=org_id, budget={"example": budget, "organization": budget},
+                  signing_key=key)  # the header's budget is written once, on first use
     start_vec = UpdateVector(layout, start.astype(np.float32)) if np.any(start) else None
     config = release_config(cfg, budget, cfg.app.local_steps)
     release_id = release_id_of(org_id, run_id, round_idx)

@@ -138,7 +138,11 @@ def plan_release(org_id: str, n_examples: int, cfg: ReleaseConfig, ledger: Ledge
         budget, mechs = cfg.budget.of(unit), mechanisms[unit]
         if mechs:
             delta, accountant = _delta_accountant(cfg, unit)
-            projected[unit] = check_budget(ledger, org_id, mechs, delta, budget, accountant)
+            projected[unit] = check_budget(ledger, org_id, mechs, delta, accountant)
+            if not projected[unit] <= budget:  # the ledger header's budget is checked above
+                raise BudgetExceededError(
+                    "epsilon_total", projected[unit], f"<= budget.{unit}={budget} for org_id="
+                    f"{org_id!r} (the release config's; nothing was trained or written)")
         elif math.isfinite(budget):
             raise BudgetExceededError(
                 "epsilon_total", math.inf, f"<= budget.{unit}={budget} for org_id={org_id!r}: "
@@ -196,7 +200,7 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
             delta, accountant = _delta_accountant(cfg, unit)
             entries.append(ledger.append_release(
                 org_id=org_id, release_id=release_id, mechanisms=plan.mechanisms[unit],
-                delta=delta, budget_epsilon=cfg.budget.of(unit),
+                delta=delta,
                 base_model_hash=layout.base_model_hash,
                 update_vector_hash=update.content_hash(), data_fingerprint=fingerprint,
                 signing_key=signing_key, accountant=accountant,

@@ -1,0 +1,119 @@
+"""Wall time of ``gt-secure ledger verify`` and ``ledger show`` on a 100-entry ledger.
+
+The compliance officer's commands must not import torch (target: < 3 s for 100 entries). Each
+command runs as a fresh process (``python -m gt_secure.cli.main``, what the console script
+does), median of ``--repeats`` runs; the last column says whether torch, flwr or transformers
+were imported. ``verify`` recomputes every epsilon twice (Opacus code without torch, and
+dp-accounting), so the rdp and prv ledgers are measured separately.
+
+    python -m bench.ledger_cli              # writes docs/results/ledger_cli.json + docs section
+    python -m bench.ledger_cli --no-write --entries 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.docs import write_section
+from gt_secure.ledger import DpSgdMechanism, Ledger, data_fingerprint, generate_key, save_keypair
+from gt_secure.ledger.entry import sha256_hex
+
+HEADING = "## Ledger CLI"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results" / "ledger_cli.json"
+HEAVY = ("torch", "flwr", "transformers", "opacus")
+PROBE = ("import sys\nfrom gt_secure.cli.main import main\ncode = main(sys.argv[1:])\n"
+         f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+         "sys.exit(code)\n")
+
+
+def build_ledger(directory: Path, entries: int, accountant: str) -> tuple[Path, Path]:
+    """``entries`` example-level DP-SGD releases of one organization; ledger and key dir."""
+    key = generate_key()
+    keys = directory / f"keys-{accountant}"
+    save_keypair(key, keys, "org-a")
+    ledger = Ledger(directory / f"ledger-{accountant}.jsonl")
+    mechanism = DpSgdMechanism(sample_rate=0.01, noise_multiplier=1.5, steps=50, clip_norm=1.0)
+    for i in range(entries):
+        ledger.append_release(
+            org_id="org-a", release_id=f"r{i}", mechanisms=[mechanism], delta=1e-5,
+            budget_epsilon=1000.0, base_model_hash=sha256_hex(b"base"),
+            update_vector_hash=sha256_hex(str(i).encode()),
+            data_fingerprint=data_fingerprint([f"text {i}"], b"0123456789abcdef"),
+            signing_key=key, accountant=accountant, round=i + 1)
+    return ledger.path, keys
+
+
+def time_command(args: list[str], repeats: int) -> tuple[float, str]:
+    """Median wall seconds of ``gt-secure ARGS`` in fresh processes; heavy modules imported."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gt_secure.cli.main", *args], check=True,
+                       capture_output=True, env=env)
+        times.append(time.perf_counter() - start)
+    probe = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                           text=True, env=env, check=True)
+    heavy = probe.stdout.strip().splitlines()[-1].removeprefix("HEAVY=")
+    return statistics.median(times), heavy or "none"
+
+
+def run(entries: int, repeats: int) -> list[dict[str, Any]]:
+    """One row per (accountant, command)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for accountant in ("rdp", "prv"):
+            ledger, keys = build_ledger(Path(tmp), entries, accountant)
+            for command in ("verify", "show"):
+                seconds, heavy = time_command(
+                    ["ledger", command, "--ledger", str(ledger), "--trusted-keys", str(keys)],
+                    repeats)
+                rows.append({"command": f"ledger {command}", "accountant": accountant,
+                             "entries": entries, "seconds": round(seconds, 2),
+                             "heavy_imports": heavy})
+    return rows
+
+
+def section(rows: list[dict[str, Any]], repeats: int) -> str:
+    """The docs/benchmarks.md section."""
+    lines = [HEADING, "",
+             f"`python -m bench.ledger_cli` ({platform.machine()}, {os.cpu_count()} cores; fresh "
+             f"process per run, median of {repeats}). Each ledger holds one organization's "
+             "example-level DP-SGD releases; `verify` recomputes every epsilon with Opacus's "
+             "accountant code (loaded without torch) and with dp-accounting; `show` verifies "
+             "first. Target: < 3 s for 100 entries, no torch.", "",
+             "| command | accountant | entries | seconds | torch/flwr/transformers/opacus |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['command']} | {r['accountant']} | {r['entries']} | {r['seconds']:.2f} | "
+              f"{r['heavy_imports']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100, help="releases in each ledger")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per command (median)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    rows = run(args.entries, args.repeats)
+    text = section(rows, args.repeats)
+    print(text)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({"repeats": args.repeats, "rows": rows}, indent=2) + "\n")
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
