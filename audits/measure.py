@@ -74,10 +74,12 @@ def main() -> None:
         claimed_epsilon=CLAIMED_EPSILON, delta=DELTA, n_canaries=48))
 
     n = len(public) + len(make_manifest(DP_CANARIES, 0, 0).members)
-    ledger = Ledger(Path(tempfile.mkdtemp()) / "ledger.jsonl")
-    ledger.append_release(org_id="org-audit", release_id="r1", delta=DELTA, budget_epsilon=4.0,
+    key = generate_key()
+    ledger = Ledger.create(Path(tempfile.mkdtemp()) / "ledger.jsonl", owner="org-audit",
+                           budget={"example": 4.0}, signing_key=key)
+    ledger.append_release(org_id="org-audit", release_id="r1", delta=DELTA,
                           mechanisms=[claimed_epsilon(AUDIT_DP_SGD, n)[0]],
-                          base_model_hash=base_model_hash("tinylm"), signing_key=generate_key(),
+                          base_model_hash=base_model_hash("tinylm"), signing_key=key,
                           update_vector_hash="a" * 64, data_fingerprint="b" * 64)
 
     def ledger_run(trainer: Callable[[DpSgdConfig], object] | None, target: str = "full"

@@ -27,10 +27,12 @@ def ledger(tmp_path_factory: pytest.TempPathFactory, public_texts: list[str]) ->
     n = len(public_texts) + len(make_manifest(DP_CANARIES, 0, 0).members)
     mechanism, _ = claimed_epsilon(AUDIT_DP_SGD, n)
     earlier, _ = claimed_epsilon(with_noise(AUDIT_DP_SGD, 20.0), n)
-    ledger, key = Ledger(Path(tmp_path_factory.mktemp("ledger")) / "ledger.jsonl"), generate_key()
+    key = generate_key()
+    ledger = Ledger.create(Path(tmp_path_factory.mktemp("ledger")) / "ledger.jsonl",
+                           owner="org-audit", budget={"example": 4.0}, signing_key=key)
     for release_id, mech in (("r0-org-audit", earlier), (RELEASE, mechanism)):
         ledger.append_release(org_id="org-audit", release_id=release_id, mechanisms=[mech],
-                              delta=AUDIT_DP_SGD.delta, budget_epsilon=4.0,
+                              delta=AUDIT_DP_SGD.delta,
                               base_model_hash=base_model_hash("tinylm"),
                               update_vector_hash="a" * 64, data_fingerprint="b" * 64,
                               signing_key=key)

@@ -62,9 +62,11 @@ def mean_update(cfg: ReleaseConfig, n_texts: int, workdir: Path) -> tuple[Update
     flats, z = [], []
     layout = None
     for org in ORGANIZATIONS:
-        ledger = Ledger(workdir / f"{org}-{time.monotonic_ns()}.jsonl")
-        release = prepare_release(org, org_texts(org, "train", n_texts), cfg, ledger,
-                                  generate_key(), salt=SALT, release_id=f"{org}-bench")
+        key = generate_key()
+        ledger = Ledger(workdir / f"{org}-{time.monotonic_ns()}.jsonl").ensure(
+            owner=org, budget=cfg.budget.model_dump(), signing_key=key)
+        release = prepare_release(org, org_texts(org, "train", n_texts), cfg, ledger, key,
+                                  salt=SALT, release_id=f"{org}-bench")
         flats.append(release.update.flat.astype(np.float64))
         layout = release.update.layout
         z += [getattr(m, "noise_multiplier", 0.0) for m in release.mechanisms[:1]]

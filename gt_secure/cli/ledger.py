@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gt_secure.cli import ledger_log
 from gt_secure.errors import InvalidFieldError
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def _views(args: argparse.Namespace) -> list[LedgerView]:
     for path in args.ledger:
         entries, lines, budgets = _read(path)
         check = None if trusted is None else verify_ledger(
-            path, trusted, Tolerance(args.rtol, args.atol))
+            path, trusted, Tolerance(args.rtol, args.atol), **ledger_log.external(args))
         views.append(LedgerView(path, entries, check, signers, budgets, lines))
     return views
 
@@ -229,6 +230,7 @@ def register(subparsers: Any) -> None:
     _add_reading(verify, keys="required")
     verify.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format (default: table)")
+    ledger_log.add_verify_options(verify)
     show = add("show", _show, "epsilon spent vs budget per organization and unit (verified "
                "first); exit 1 when verification fails")
     _add_reading(show)
@@ -250,3 +252,4 @@ def register(subparsers: Any) -> None:
     keygen.add_argument("--owner", required=True, help="organization or provider id")
     keygen.add_argument("--out-dir", type=Path, required=True,
                         help="directory for <owner>.key.pem (0600) and <owner>.pub.pem")
+    ledger_log.register(add)

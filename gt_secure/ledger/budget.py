@@ -4,7 +4,8 @@ Epsilon composes per ``(org_id, unit)``: every release entry of an organization 
 unit is composed, in ledger order, with the accountant and delta of that pair's first release
 (both are fixed from then on, so totals are comparable). :func:`check_budget` projects the total
 *before* anything is written and raises :class:`BudgetExceededError` if it would exceed the
-budget; :meth:`Ledger.append_release` runs the same check under the writer lock.
+budget, which is read from the ledger's signed header (never from the caller);
+:meth:`Ledger.append_release` runs the same check under the writer lock.
 """
 
 from __future__ import annotations
@@ -103,13 +104,19 @@ def check_budget(
     org_id: str,
     proposed_mechanisms: Sequence[Mechanism],
     delta: float,
-    budget_epsilon: float,
     accountant: AccountantName = "rdp",
 ) -> float:
     """Projected total epsilon after the proposed release; raise if it exceeds the budget.
 
-    Read-only: call it before training to refuse early. The append re-checks under the lock.
+    The budget is the one the ledger's signed header gives ``org_id`` (the owner) for the
+    mechanisms' privacy unit; callers cannot pass another. Read-only: call it before training to
+    refuse early. The append re-checks under the lock.
     """
-    entries = ledger.entries()
-    return enforce_budget(entries, org_id, proposed_mechanisms, delta, budget_epsilon,
-                          accountant).epsilon_total
+    state = ledger.state()
+    if org_id != state.header.owner:
+        raise InvalidFieldError("org_id", org_id, f"the ledger owner {state.header.owner!r}")
+    unit = single_unit(proposed_mechanisms)
+    if unit is None:
+        raise InvalidFieldError("mechanisms", [], "non-empty")
+    return enforce_budget(state.entries, org_id, proposed_mechanisms, delta,
+                          state.header.budget_of(unit), accountant).epsilon_total

@@ -16,8 +16,12 @@ For each line, in order:
    reports an upper bound with ``eps_error=0.01``); beyond epsilon ~40 the two RDP order grids
    differ by several percent and are flagged, which is the point of an independent check.
 
-A torn last line is reported too. Every issue names the line number and, when the line still
-parses as JSON, its ``release_id``.
+Line 1 is the signed header (owner, origin, budget per unit): every release must be the owner's
+and record the header's budget. Then the log: the owner's checkpoint (``<ledger>.checkpoint``)
+and any checkpoint or receipt given by the caller must be extended by the ledger (see
+:mod:`gt_secure.ledger.logcheck`: truncation, rollback, deletion and forks are reported); lines
+past the owner's checkpoint are reported as uncommitted. Every issue names the line number
+(0: the file) and, when the line still parses as JSON, its ``release_id``.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gt_secure.errors import InvalidFieldError, LedgerIntegrityError
-from gt_secure.ledger import budget, rules
+from gt_secure.ledger import budget, logcheck, rules
 from gt_secure.ledger._model import as_invalid_field
 from gt_secure.ledger.accountant import REFERENCE_METHOD, reference_epsilon
 from gt_secure.ledger.entry import GENESIS_HASH, LedgerEntry, sha256_hex
+from gt_secure.ledger.header import LedgerHeader
+from gt_secure.ledger.log import LedgerScan, checkpoint_path, split_lines
+from gt_secure.ledger.merkle import MerkleTree
 from gt_secure.ledger.signing import TrustedKey, verify_signature
-from gt_secure.ledger.store import split_lines
 
 RECORD_RTOL = 1e-6
 
@@ -164,17 +170,24 @@ def verify_ledger(
     path: str | Path,
     trusted_keys: Mapping[str, TrustedKey],
     tolerance: Tolerance | None = None,
+    checkpoint: str | None = None,
+    receipt: str | None = None,
 ) -> VerifyReport:
-    """Check every line of the ledger at ``path``; never raises on a bad ledger, reports it."""
+    """Check every line of the ledger at ``path``; never raises on a bad ledger, reports it.
+
+    ``checkpoint`` (signed by the owner) or ``receipt`` (also cosigned by another trusted party)
+    is a signed checkpoint kept outside the ledger: the ledger must extend it.
+    """
     path = Path(path)
     tolerance = tolerance or Tolerance()
     scan = split_lines(path.read_bytes())
-    issues: list[Issue] = []
+    trusted = dict(trusted_keys)
+    header, problems = logcheck.header_problems(scan.lines, trusted)
+    issues = [Issue(line, None, check, message) for line, check, message in problems]
     checks: list[EpsilonCheck] = []
     parsed: list[LedgerEntry] = []
-    expected_prev = GENESIS_HASH
-    trusted = dict(trusted_keys)
-    for number, raw in enumerate(scan.lines, start=1):
+    expected_prev = sha256_hex(scan.lines[0]) if scan.lines else GENESIS_HASH
+    for number, raw in enumerate(scan.lines[1:], start=2):
         rid = _release_id_of(raw)
         prev, expected_prev = expected_prev, sha256_hex(raw)
         try:
@@ -195,14 +208,62 @@ def verify_ledger(
         for problem in rules.lineage_problems(parsed, entry):
             issues.append(Issue(number, rid, "lineage", problem))
         if entry.kind == "release":
+            issues.extend(Issue(number, rid, check, message)
+                          for check, message in _header_rules(header, entry))
             found, check = _check_epsilon(parsed, entry, number, tolerance)
             issues.extend(found)
             if check is not None:
                 checks.append(check)
         parsed.append(entry)
-    if scan.torn is not None:
-        issues.append(Issue(scan.torn.line, None, "torn",
-                            f"last line has no trailing newline ({scan.torn.length} bytes): "
-                            "an append was interrupted; Ledger.repair(confirm=True) drops it"))
+    if header is not None:
+        issues.extend(_log_issues(path, scan, header, trusted, checkpoint, receipt))
+    elif scan.torn is not None:
+        issues.append(Issue(scan.torn.line, None, "torn", f"last line has no trailing newline "
+                            f"({scan.torn.length} bytes): an append was interrupted"))
     return VerifyReport(path, len(scan.lines) + (scan.torn is not None), len(parsed),
                         tuple(issues), tuple(checks))
+
+
+def _header_rules(header: LedgerHeader | None, entry: LedgerEntry) -> list[tuple[str, str]]:
+    if header is None:
+        return []
+    found = []
+    if entry.org_id != header.owner:
+        found.append(("owner", f"release of org_id={entry.org_id!r} in the ledger of "
+                      f"{header.owner!r}"))
+    allowed = header.budget.get(entry.unit)  # type: ignore[arg-type]
+    if entry.budget_epsilon != allowed:
+        found.append(("budget", f"budget_epsilon={entry.budget_epsilon} but the signed header "
+                      f"gives {allowed} for unit={entry.unit!r}"))
+    return found
+
+
+def _log_issues(path: Path, scan: LedgerScan, header: LedgerHeader,
+                trusted: dict[str, TrustedKey], checkpoint: str | None,
+                receipt: str | None) -> list[Issue]:
+    tree = MerkleTree.of_lines(scan.lines)
+    local = checkpoint_path(path)
+    problems: list[tuple[int, str, str]] = []
+    committed: int | None = len(scan.lines)
+    if local.exists():
+        committed, found = logcheck.checkpoint_problems(
+            scan.lines, tree, header, local.read_text(encoding="utf-8"),
+            f"checkpoint {local.name}", trusted)
+        problems.extend(found)
+    elif len(scan.lines) > 1:
+        problems.append((2, "checkpoint", f"{local.name} is missing: nothing after the header is "
+                         "committed"))
+        committed = 1
+    for text, what, cosigned in ((checkpoint, "the given checkpoint", False),
+                                 (receipt, "the given receipt", True)):
+        if text is not None:
+            problems.extend(logcheck.checkpoint_problems(scan.lines, tree, header, text, what,
+                                                         trusted, cosigned)[1])
+    extra = len(scan.lines) - committed if committed is not None else 0
+    if extra > 0 or (scan.torn is not None and committed is not None):
+        size = committed or 0
+        problems.append((size + 1, "uncommitted", f"{max(extra, 0)} complete line(s)"
+                         f"{' and a torn line' if scan.torn else ''} after the {size} the "
+                         "checkpoint commits to: an interrupted append (the next append or "
+                         "Ledger.repair(confirm=True) drops them)"))
+    return [Issue(line, None, check, message) for line, check, message in problems]

@@ -28,10 +28,12 @@ def shipped():
 
 
 def _ledger(path, mechanisms):
-    ledger, key = Ledger(path), generate_key()
+    key = generate_key()
+    ledger = Ledger.create(path, owner="org-a", budget={"example": 50.0, "organization": 50.0},
+                           signing_key=key)
     for release_id, mech in mechanisms:
         ledger.append_release(org_id="org-a", release_id=release_id, mechanisms=[mech],
-                              delta=1e-5, budget_epsilon=50.0,
+                              delta=1e-5,
                               base_model_hash=base_model_hash("tinylm"),
                               update_vector_hash="c" * 64, data_fingerprint="d" * 64,
                               signing_key=key)

@@ -10,7 +10,7 @@ import pytest
 from gt_secure.ledger import Ledger, generate_key, load_trusted_keys, save_keypair
 from tests.cli.conftest import IMPORTS, cli
 from tests.cli.test_exit_codes import one_line
-from tests.ledger.conftest import DPSGD, World, release
+from tests.ledger.conftest import BUDGET, DPSGD, World, release
 
 
 def tamper_line_2(path: Path) -> None:
@@ -91,7 +91,8 @@ def test_rollup_over_ledgers_with_filters(populated: World, tmp_path: Path) -> N
     populated.keys["org-c"] = generate_key()
     save_keypair(populated.keys["org-c"], populated.key_dir, "org-c")
     second = World(populated.keys, populated.key_dir, load_trusted_keys([populated.key_dir]),
-                   Ledger(tmp_path / "org-c.jsonl"))
+                   Ledger.create(tmp_path / "org-c.jsonl", owner="org-c", budget=BUDGET,
+                                 signing_key=populated.keys["org-c"]))
     release(second, "org-c", "r1-org-c", [DPSGD])
     args = ["ledger", "show", "--ledger", str(populated.ledger.path), str(second.ledger.path),
             "--trusted-keys", str(populated.key_dir), "--format", "json"]
@@ -99,8 +100,7 @@ def test_rollup_over_ledgers_with_filters(populated: World, tmp_path: Path) -> N
     assert run.code == 0
     rows = {(r["org_id"], r["unit"]): r for r in json.loads(run.out)["rollup"]}
     assert set(rows) == {("org-a", "example"), ("org-a", "organization"),
-                         ("org-b", "organization"), ("org-c", "example"), ("*", "example"),
-                         ("*", "organization")}
+                         ("org-c", "example"), ("*", "example"), ("*", "organization")}
     total = rows[("*", "example")]
     assert total["releases"] == 2
     assert total["epsilon_total"] == pytest.approx(
