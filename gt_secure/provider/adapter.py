@@ -48,8 +48,22 @@ def export_adapter(update: UpdateVector, directory: Path) -> Path:
     model = adapted_model(update)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory))
+    _portable(directory, update.layout.base_model)
     update.save(directory / "update_vector.safetensors")
     return directory
+
+
+def _portable(directory: Path, base_name: str) -> None:
+    """Replace the provider's absolute checkpoint path that PEFT writes (adapter_config.json
+    ``base_model_name_or_path``, the model card) with the portable name ``gt-secure/<base>``."""
+    from gt_secure.models.loading import checkpoint_dir
+
+    local = str(checkpoint_dir(base_name))
+    for name in ("adapter_config.json", "README.md"):
+        path = directory / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            path.write_text(text.replace(local, f"gt-secure/{base_name}"), encoding="utf-8")
 
 
 def load_adapter(directory: Path) -> PeftModel:
