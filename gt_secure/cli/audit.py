@@ -31,13 +31,15 @@ def register(subparsers: Any) -> None:
 
     can = sub.add_parser("canaries", help="write a secret canary manifest")
     can.add_argument("--n", type=int, default=64, help="number of canaries")
-    can.add_argument("--canary-seed", type=int, default=0)
-    can.add_argument("--split-seed", type=int, default=0)
+    can.add_argument("--canary-seed", type=int, default=0, help="seed of the canary texts")
+    can.add_argument("--split-seed", type=int, default=0,
+                     help="seed of the member/non-member split")
     can.add_argument("--out", type=Path, required=True, help="manifest JSON path")
     can.set_defaults(func=_canaries)
 
     run = sub.add_parser("run", help="audit a saved model or a ledger release")
-    run.add_argument("--target", type=Path, help="saved HF causal LM directory")
+    run.add_argument("--target", type=Path, help="saved HF causal LM directory, or an adapter "
+                     "exported/delivered by gt-secure (adapter_config.json)")
     run.add_argument("--manifest", type=Path, help="canary manifest JSON (with --target)")
     run.add_argument("--claimed-epsilon", type=float, help="default: from --ledger")
     run.add_argument("--delta", type=float, help="default: from --ledger")
@@ -46,7 +48,7 @@ def register(subparsers: Any) -> None:
                      help="attack(s) to run (repeatable; default: all)")
     run.add_argument("--tokenizer", choices=["auto", "byte"], default="auto",
                      help="auto: the tokenizer saved in --target; byte: UTF-8 byte tokenizer")
-    run.add_argument("--organization", default="")
+    run.add_argument("--organization", default="", help="organization named in the report")
     run.add_argument("--release-id", action="append", default=[],
                      help="ledger release id the audited model came from (repeatable)")
     run.add_argument("--ledger", type=Path, help="ledger JSONL to link entries from")
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--public", type=Path,
                      help="public texts, one per line, for a ledger re-run (default: Faker)")
     run.add_argument("--out", type=Path, required=True, help="output directory")
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, check=_check_run)
 
     grad = sub.add_parser("gradient-canaries",
                           help="white-box gradient-canary audit of the organization's DP-SGD")
@@ -97,11 +99,47 @@ def _gradient_canaries(args: argparse.Namespace) -> int:
     return 1 if r.verdict == "FAIL" else 0
 
 
+def _check_run(args: argparse.Namespace) -> None:
+    """Usage errors of ``audit run``, each naming its option, before anything heavy loads."""
+    from gt_secure.errors import InvalidFieldError
+
+    for option in ("manifest", "ledger", "public"):
+        path = getattr(args, option)
+        if path is not None and not path.is_file():
+            raise InvalidFieldError(f"--{option}", str(path), "an existing file")
+    if args.target is None:
+        return
+    target = args.target
+    if not target.is_dir():
+        raise InvalidFieldError("--target", str(target), "an existing model or adapter directory")
+    if (target / "adapter_config.json").is_file():
+        if not (target / "update_vector.safetensors").is_file():
+            raise InvalidFieldError("--target", str(target), "a gt-secure adapter (with "
+                                    "update_vector.safetensors) or a saved model directory")
+    elif not (target / "config.json").is_file():
+        raise InvalidFieldError("--target", str(target), "a saved model directory (config.json) "
+                                "or a gt-secure adapter directory (adapter_config.json)")
+    if args.manifest is None:
+        raise InvalidFieldError("--manifest", None, "the canary manifest JSON, set with --target")
+    if args.tokenizer == "auto" and not _is_adapter(target) and not any(
+            (target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise InvalidFieldError("--tokenizer", "auto",
+                                f"'byte' when --target {target} holds no saved tokenizer")
+
+
+def _is_adapter(target: Path) -> bool:
+    return (target / "adapter_config.json").is_file()
+
+
 def _load_tokenizer(target: Path, kind: str) -> Any:
     from gt_secure.audit.tokens import ByteTokenizer
 
     if kind == "byte":
         return ByteTokenizer()
+    if _is_adapter(target):
+        from gt_secure.models.loading import load_tokenizer
+
+        return load_tokenizer()
     if not any((target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
         from gt_secure.errors import InvalidFieldError
 
@@ -176,7 +214,12 @@ def _audit_target(args: argparse.Namespace, claim: Any) -> Any:
 
     manifest = CanaryManifest.load(args.manifest)
     tokenizer = _load_tokenizer(args.target, args.tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(args.target)
+    if _is_adapter(args.target):  # the adapter as released, on its shipped base model
+        from gt_secure.provider.adapter import load_adapter
+
+        model = load_adapter(args.target).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.target)
     epsilon, delta = (args.claimed_epsilon, args.delta) if claim is None else (
         claim.epsilon, claim.delta)
     organization = args.organization or ("" if claim is None else claim.entry.org_id)
