@@ -100,6 +100,7 @@ class VerifyReport:
     entries: int
     issues: tuple[Issue, ...]
     epsilon_checks: tuple[EpsilonCheck, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -109,7 +110,8 @@ class VerifyReport:
     def summary(self) -> str:
         """One line for humans."""
         if self.ok:
-            return f"OK: {self.entries} entries verified in {self.path}"
+            extra = f" ({'; '.join(self.notes)})" if self.notes else ""
+            return f"OK: {self.entries} entries verified in {self.path}{extra}"
         return f"FAILED: {len(self.issues)} issue(s) in {self.path}; first: {self.issues[0]}"
 
 
@@ -215,13 +217,15 @@ def verify_ledger(
             if check is not None:
                 checks.append(check)
         parsed.append(entry)
+    notes: list[str] = []
     if header is not None:
-        issues.extend(_log_issues(path, scan, header, trusted, checkpoint, receipt))
+        found_log, notes = _log_issues(path, scan, header, trusted, checkpoint, receipt)
+        issues.extend(found_log)
     elif scan.torn is not None:
         issues.append(Issue(scan.torn.line, None, "torn", f"last line has no trailing newline "
                             f"({scan.torn.length} bytes): an append was interrupted"))
     return VerifyReport(path, len(scan.lines) + (scan.torn is not None), len(parsed),
-                        tuple(issues), tuple(checks))
+                        tuple(issues), tuple(checks), tuple(notes))
 
 
 def _header_rules(header: LedgerHeader | None, entry: LedgerEntry) -> list[tuple[str, str]]:
@@ -240,30 +244,32 @@ def _header_rules(header: LedgerHeader | None, entry: LedgerEntry) -> list[tuple
 
 def _log_issues(path: Path, scan: LedgerScan, header: LedgerHeader,
                 trusted: dict[str, TrustedKey], checkpoint: str | None,
-                receipt: str | None) -> list[Issue]:
+                receipt: str | None) -> tuple[list[Issue], list[str]]:
     tree = MerkleTree.of_lines(scan.lines)
     local = checkpoint_path(path)
     problems: list[tuple[int, str, str]] = []
-    committed: int | None = len(scan.lines)
+    notes: list[str] = []
+    committed: int | None = None
     if local.exists():
         committed, found = logcheck.checkpoint_problems(
             scan.lines, tree, header, local.read_text(encoding="utf-8"),
             f"checkpoint {local.name}", trusted)
         problems.extend(found)
-    elif len(scan.lines) > 1:
+    elif len(scan.lines) > 1 or scan.torn is not None:
         problems.append((2, "checkpoint", f"{local.name} is missing: nothing after the header is "
                          "committed"))
-        committed = 1
     for text, what, cosigned in ((checkpoint, "the given checkpoint", False),
                                  (receipt, "the given receipt", True)):
         if text is not None:
-            problems.extend(logcheck.checkpoint_problems(scan.lines, tree, header, text, what,
-                                                         trusted, cosigned)[1])
-    extra = len(scan.lines) - committed if committed is not None else 0
-    if extra > 0 or (scan.torn is not None and committed is not None):
-        size = committed or 0
-        problems.append((size + 1, "uncommitted", f"{max(extra, 0)} complete line(s)"
-                         f"{' and a torn line' if scan.torn else ''} after the {size} the "
+            size, found = logcheck.checkpoint_problems(scan.lines, tree, header, text, what,
+                                                       trusted, cosigned)
+            problems.extend(found)
+            if not found:
+                notes.append(f"extends {what} of size {size}")
+    if committed is not None and (len(scan.lines) > committed or scan.torn is not None):
+        extra = max(len(scan.lines) - committed, 0)
+        problems.append((committed + 1, "uncommitted", f"{extra} complete line(s)"
+                         f"{' and a torn line' if scan.torn else ''} after the {committed} the "
                          "checkpoint commits to: an interrupted append (the next append or "
                          "Ledger.repair(confirm=True) drops them)"))
-    return [Issue(line, None, check, message) for line, check, message in problems]
+    return [Issue(line, None, check, message) for line, check, message in problems], notes
