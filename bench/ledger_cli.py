@@ -42,12 +42,13 @@ def build_ledger(directory: Path, entries: int, accountant: str) -> tuple[Path, 
     key = generate_key()
     keys = directory / f"keys-{accountant}"
     save_keypair(key, keys, "org-a")
-    ledger = Ledger(directory / f"ledger-{accountant}.jsonl")
+    ledger = Ledger.create(directory / f"ledger-{accountant}.jsonl", owner="org-a",
+                           budget={"example": 1000.0}, signing_key=key)
     mechanism = DpSgdMechanism(sample_rate=0.01, noise_multiplier=1.5, steps=50, clip_norm=1.0)
     for i in range(entries):
         ledger.append_release(
             org_id="org-a", release_id=f"r{i}", mechanisms=[mechanism], delta=1e-5,
-            budget_epsilon=1000.0, base_model_hash=sha256_hex(b"base"),
+            base_model_hash=sha256_hex(b"base"),
             update_vector_hash=sha256_hex(str(i).encode()),
             data_fingerprint=data_fingerprint([f"text {i}"], b"0123456789abcdef"),
             signing_key=key, accountant=accountant, round=i + 1)
