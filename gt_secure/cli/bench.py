@@ -10,11 +10,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="benchmarks")
     cmds = parser.add_subparsers(dest="bench_command", required=True)
     utility = cmds.add_parser("utility", help="PGR of translator vs baselines")
-    utility.add_argument("--out", type=Path, default=Path("runs/utility"))
-    utility.add_argument("--cache", type=Path, default=Path(".cache/shadow"))
+    utility.add_argument("--out", type=Path, default=Path("runs/utility"),
+                         help="output directory (default: runs/utility)")
+    utility.add_argument("--cache", type=Path, default=Path(".cache/shadow"),
+                         help="shadow-pair cache directory (default: .cache/shadow)")
     utility.add_argument("--quick", action="store_true", help="1 organization, 1 seed")
-    utility.add_argument("--subsets", type=int, default=None)
-    utility.add_argument("--seeds", type=int, default=3)
+    utility.add_argument("--subsets", type=int, default=None,
+                         help="K shadow subsets (default: the config's)")
+    utility.add_argument("--seeds", type=int, default=3, help="seeds per organization "
+                         "(default: 3)")
     utility.set_defaults(func=_utility)
 
 

@@ -1,7 +1,7 @@
 """gt-secure: private LLM adapters from DP TinyLM updates, with a verifiable privacy ledger.
 
 Exit codes: 0 pass, 1 a check failed (ledger verification, privacy violation found, refused
-protocol), 2 usage or input error (one line naming the fix), 3 internal error (``--debug``
+protocol), 2 usage or input error (one line naming the fix), 3 internal error (--debug
 shows the traceback).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -60,10 +61,22 @@ def _set_threads() -> None:
     torch.set_num_threads(int(os.environ.get("GT_SECURE_THREADS", "1")))
 
 
+class _NoDeprecationNotice(logging.Filter):
+    """Drops Flower's "DEPRECATED FEATURE" log records (e.g. for ``run_simulation``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "DEPRECATED FEATURE" not in str(record.msg)
+
+
 def _quiet_third_party() -> None:
-    """Hide deprecation/future warnings raised by third-party code (ours still show)."""
+    """Hide deprecation/future warnings raised by third-party code (ours still show), Flower's
+    deprecation notices and Hugging Face progress bars: CLI output only, not tests."""
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!gt_secure)")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    flwr_logger = logging.getLogger("flwr")
+    if not any(isinstance(f, _NoDeprecationNotice) for f in flwr_logger.filters):
+        flwr_logger.addFilter(_NoDeprecationNotice())
 
 
 def _fail(code: int, message: str) -> int:
@@ -95,11 +108,12 @@ def run(args: argparse.Namespace) -> int:
                      "(rerun with gt-secure --debug for the traceback)")
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException, limit: int = 500) -> str:
     text = str(err) or type(err).__name__
     if isinstance(err, OSError) and err.filename is not None:
         text = f"{err.strerror or text}: {err.filename}"
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,9 +7,12 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("pretrain", help="pretrain TinyLM and LLM from scratch (slow)")
-    parser.add_argument("models", nargs="*", default=["tinylm", "llm"])
-    parser.add_argument("--tokens", type=int, default=0, help="token budget per model")
-    parser.add_argument("--reuse-tokenizer", action="store_true")
+    parser.add_argument("models", nargs="*", default=["tinylm", "llm"],
+                        help="models to pretrain: tinylm, llm (default: both)")
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="token budget per model (0: the shipped models' budget)")
+    parser.add_argument("--reuse-tokenizer", action="store_true",
+                        help="keep the shipped tokenizer instead of training a new one")
     parser.set_defaults(func=_run)
 
 

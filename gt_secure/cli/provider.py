@@ -13,18 +13,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     build = cmds.add_parser(
         "build-translator", help="generate shadow pairs and train the translator"
     )
-    build.add_argument("--out", type=Path, required=True)
-    build.add_argument("--cache", type=Path, default=Path(".cache/shadow"))
+    build.add_argument("--out", type=Path, required=True, help="directory for the translator")
+    build.add_argument("--cache", type=Path, default=Path(".cache/shadow"),
+                       help="shadow-pair cache directory (default: .cache/shadow)")
     build.add_argument("--subsets", type=int, default=None, help="K shadow subsets")
     build.add_argument("--steps", type=int, default=None, help="LoRA steps per subset")
-    build.add_argument("--epochs", type=int, default=None)
+    build.add_argument("--epochs", type=int, default=None,
+                       help="translator training epochs (default: the config's)")
     build.set_defaults(func=_build)
     translate = cmds.add_parser(
         "translate", help="translate a TinyLM update vector into a PEFT adapter"
     )
     translate.add_argument("update", type=Path, help="TinyLM update vector (.safetensors)")
-    translate.add_argument("--translator", type=Path, default=None)
-    translate.add_argument("--out", type=Path, required=True)
+    translate.add_argument("--translator", type=Path, default=None,
+                           help="translator directory (default: the shipped one)")
+    translate.add_argument("--out", type=Path, required=True,
+                           help="directory for the LLM update and its PEFT adapter")
     translate.set_defaults(func=_translate)
     keygen = cmds.add_parser(
         "ckks-keygen", help="create the provider's CKKS key pair for a CKKS protocol"

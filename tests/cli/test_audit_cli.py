@@ -54,5 +54,7 @@ def test_delivered_adapter_is_audited(tmp_path: Path, adapter: Path, manifest: P
     run = cli("audit", "run", "--target", str(adapter), "--manifest", str(manifest), *CLAIM,
               "--out", str(tmp_path / "out"))
     assert run.code in (0, 1), run.err  # a verdict, not a usage error
+    for noise in ("Warning", "Loading weights", "DEPRECATED"):  # third-party noise filtered
+        assert noise not in run.err, run.err
     report = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert report["results"][0]["attack"] == "loss"
