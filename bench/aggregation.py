@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.docs import DOC, write_section
-from gt_secure.aggregation.ckks import ProviderKeys, add_ciphertexts, decrypt_sum, encrypt
+from gt_secure.aggregation.ckks import CkksKeyPair, add_ciphertexts, decrypt_sum, encrypt
 from gt_secure.aggregation.masking_sim import flower_masked_mean
 from gt_secure.aggregation.quantization import choose_secagg_params
 
@@ -83,7 +83,7 @@ def _secagg(vecs: list[np.ndarray]) -> Row:
     )
 
 
-def _ckks(vecs: list[np.ndarray], keys: ProviderKeys) -> Row:
+def _ckks(vecs: list[np.ndarray], keys: CkksKeyPair) -> Row:
     n, size = len(vecs), vecs[0].size
     public = keys.public_context()
     t0 = time.process_time()
@@ -109,7 +109,7 @@ def run(sizes: list[int], orgs: list[int], repeat: int = 1) -> tuple[list[Row], 
     """
     rng = np.random.default_rng(0)
     t0 = time.process_time()
-    keys = ProviderKeys.generate()
+    keys = CkksKeyPair.generate()
     keygen = time.process_time() - t0
     rows: list[Row] = []
     for size in sizes:

@@ -9,6 +9,7 @@ loaded from a path is validated the same way. Every problem is collected before 
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gt_secure.aggregation.ckks_masks import INTEGRALITY_MAX, MaskedEncoding
 from gt_secure.aggregation.ckks_params import (
     CkksParams,
     check_bit_sizes,
@@ -90,16 +92,23 @@ class SecAggSpec(_Frozen):
 
 
 class CkksSpec(_Frozen):
-    """CKKS parameters plus ``max_abs``, the largest coordinate an organization may encrypt."""
+    """CKKS parameters, ``max_abs`` (the largest coordinate an organization may encrypt) and
+    ``mask_bits`` (the modulus ``2**mask_bits`` of the pairwise masks; see
+    :mod:`gt_secure.aggregation.ckks_masks`)."""
 
     poly_modulus_degree: Annotated[int, AfterValidator(check_degree)]
     coeff_mod_bit_sizes: Annotated[tuple[int, ...], AfterValidator(check_bit_sizes)]
     global_scale_bits: int
     max_abs: Positive
+    mask_bits: Annotated[int, Field(ge=2, le=32)]
 
     def to_params(self) -> CkksParams:
-        """The :class:`CkksParams` for :meth:`ProviderKeys.generate`."""
-        return CkksParams(**self.model_dump(exclude={"max_abs"}))
+        """The :class:`CkksParams` for :meth:`CkksKeyPair.generate`."""
+        return CkksParams(**self.model_dump(exclude={"max_abs", "mask_bits"}))
+
+    def encoding(self, max_organizations: int) -> MaskedEncoding:
+        """Quantization step and mask modulus for sums of up to ``max_organizations``."""
+        return MaskedEncoding.for_sum(self.max_abs, max_organizations, self.mask_bits)
 
 
 class ProtocolSpec(_Frozen):
@@ -131,10 +140,11 @@ class ProtocolSpec(_Frozen):
         return secagg_error_bound(s.clipping_range, s.quantization_range, self.max_organizations)
 
     def ckks_sum_error(self) -> float | None:
-        """Documented max abs error of the CKKS sum at ``max_organizations`` (or None)."""
-        return (
-            None if self.ckks is None else self.ckks.to_params().error_bound(self.max_organizations)
-        )
+        """Max abs error of the CKKS sum at ``max_organizations`` (or None): the quantization
+        (``step / 2`` per organization); the CKKS error is rounded away by the key holder."""
+        if self.ckks is None:
+            return None
+        return self.max_organizations * self.ckks.encoding(self.max_organizations).step / 2
 
 
 def _cross_problems(spec: ProtocolSpec) -> list[tuple[str, object, str]]:
@@ -180,12 +190,22 @@ def _cross_problems(spec: ProtocolSpec) -> list[tuple[str, object, str]]:
         out += [(f"ckks.{f}", v, c) for f, v, c in cross]
         check(k.max_abs >= clip, "ckks.max_abs", k.max_abs, f">= dp.organization.clip_norm={clip}")
         if not cross:
-            cap = k.to_params().capacity(n_max) / n_max
+            params = k.to_params()
+            cap = params.capacity(n_max) / n_max
             check(
-                k.max_abs <= cap,
-                "ckks.max_abs",
-                k.max_abs,
-                f"<= {cap:.4g} = capacity / max_organizations (else the sum wraps)",
+                2.0 ** (k.mask_bits - 1) <= cap,
+                "ckks.mask_bits",
+                k.mask_bits,
+                f"<= {math.floor(math.log2(cap)) + 1} (2**(mask_bits-1) <= capacity / "
+                "max_organizations, else the masked sum wraps)",
+            )
+            err = params.error_bound(n_max)
+            check(
+                err <= INTEGRALITY_MAX,
+                "ckks.global_scale_bits",
+                k.global_scale_bits,
+                f"large enough that the sum's error bound ({err:.3g}) is <= {INTEGRALITY_MAX} "
+                "(the key holder rounds it to integers)",
             )
     return out
 

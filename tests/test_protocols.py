@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gt_secure.aggregation.ckks_params import DEFAULT_CKKS_PARAMS
+from gt_secure.aggregation.ckks_params import INTEGER_CKKS_PARAMS, choose_ckks_params
 from gt_secure.aggregation.quantization import choose_secagg_params
 from gt_secure.cli.main import main
 from gt_secure.errors import ProtocolConfigError
@@ -46,13 +46,16 @@ def test_packaged_specs_load_and_have_threat_models(name: str) -> None:
 
 def test_secure_specs_match_the_choosers() -> None:
     ckks = load_protocol("dp-ckks")
-    assert ckks.ckks is not None and ckks.ckks.to_params() == DEFAULT_CKKS_PARAMS
+    assert ckks.ckks is not None and ckks.ckks.to_params() == INTEGER_CKKS_PARAMS
+    assert INTEGER_CKKS_PARAMS == choose_ckks_params(2.0**28, ckks.max_organizations, 0.05)
+    assert ckks.ckks.encoding(ckks.max_organizations).step == 2.0**-15
     secagg = load_protocol("dp-secagg")
     assert secagg.secagg is not None
     chosen = choose_secagg_params(1.0, secagg.max_organizations, 1e-3, max_abs=9.0)
     assert secagg.secagg.quantization_range == chosen.quantization_range
     assert secagg.secagg.to_params().max_clients() >= secagg.max_organizations
-    assert (secagg.secagg_sum_error() or 1.0) < 1e-4 and (ckks.ckks_sum_error() or 1.0) < 1e-4
+    assert (secagg.secagg_sum_error() or 1.0) < 1e-4
+    assert ckks.ckks_sum_error() == ckks.max_organizations * 2.0**-15 / 2  # quantization only
 
 
 def test_dp_sgd_secagg_has_example_dp_only_and_exact_secagg_range() -> None:
@@ -136,8 +139,11 @@ def test_ckks_cross_field_rules() -> None:
     assert "at most 109 bits" in str(problems["ckks.coeff_mod_bit_sizes"])
     assert "global_scale_bits" in str(problems["ckks.global_scale_bits"])
     data = _raw("dp-ckks")
-    data["ckks"]["max_abs"] = 1000.0  # 100 organizations * 1000 wraps modulo q0
-    assert "capacity" in str(_problems(data)["ckks.max_abs"])
+    data["ckks"]["mask_bits"] = 31  # 100 organizations * 2**30 wraps modulo q0
+    assert "capacity / max_organizations" in str(_problems(data)["ckks.mask_bits"])
+    data = _raw("dp-ckks")
+    data["ckks"]["global_scale_bits"] = 16  # error bound ~5 at 100: no longer rounds to integers
+    assert "rounds it to integers" in str(_problems(data)["ckks.global_scale_bits"])
 
 
 def test_mechanism_sections_must_match_aggregation() -> None:

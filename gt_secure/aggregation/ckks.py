@@ -1,11 +1,11 @@
-"""CKKS (TenSEAL) aggregation between two non-colluding parties.
+"""CKKS (TenSEAL) primitives: a key pair, encryption, blind addition, decryption of a sum.
 
-Roles: the provider generates the keys (:meth:`ProviderKeys.generate`) and publishes a public
-context without the secret key; organizations :func:`encrypt` their update vectors; the
-aggregator (the Flower server) sums ciphertexts with :func:`add_ciphertexts` and never holds the
-secret key; the provider decrypts only the sum (:func:`decrypt_sum`). If the aggregator and the
-provider collude they can decrypt every organization's individual update: CKKS protects
-individual updates only under non-collusion (see ``protocols/dp-ckks.md``).
+Roles (``protocols/dp-ckks.md``): a key-holder organization generates a fresh
+:class:`CkksKeyPair` per round and publishes a public context without the secret key;
+organizations :func:`encrypt` (float vectors) or :func:`encrypt_values` (the masked integers of
+:mod:`gt_secure.aggregation.ckks_masks`); the aggregator (the Flower server) sums ciphertexts
+with :func:`add_ciphertexts` and never holds the secret key; the key holder decrypts only a sum
+(:func:`decrypt_sum`) after :mod:`gt_secure.organization.key_holder` checked who contributed.
 
 Every function that an organization or the aggregator calls refuses a context that carries a
 secret key (:class:`SecretKeyExposureError`), so a misconfigured deployment fails loudly
@@ -29,11 +29,12 @@ from gt_secure.errors import InvalidFieldError, SecretKeyExposureError, UpdateVe
 
 __all__ = [
     "EncryptedVector",
-    "ProviderKeys",
+    "CkksKeyPair",
     "add_ciphertexts",
     "check_ciphertexts",
     "decrypt_sum",
     "encrypt",
+    "encrypt_values",
     "load_public_context",
 ]
 
@@ -45,17 +46,17 @@ SECRET_FILE = "ckks_secret.bin"
 PARAMS_FILE = "ckks_params.json"
 
 
-class ProviderKeys:
-    """The provider's CKKS key material; the only object that holds the secret key."""
+class CkksKeyPair:
+    """The key holder's CKKS key material; the only object that holds the secret key."""
 
     def __init__(self, params: CkksParams, context: ts.Context) -> None:
         if not context.is_private():
-            raise SecretKeyExposureError("ProviderKeys needs a context holding the secret key")
+            raise SecretKeyExposureError("CkksKeyPair needs a context holding the secret key")
         self.params = params
         self._context = context
 
     @classmethod
-    def generate(cls, params: CkksParams = DEFAULT_CKKS_PARAMS) -> ProviderKeys:
+    def generate(cls, params: CkksParams = DEFAULT_CKKS_PARAMS) -> CkksKeyPair:
         """Create a fresh CKKS key pair (SEAL checks 128-bit security for the parameters)."""
         context = ts.context(
             ts.SCHEME_TYPE.CKKS,
@@ -81,7 +82,7 @@ class ProviderKeys:
         return load_public_context(self.public_context_bytes())
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``ckks_secret.bin`` (mode 0600, provider only), ``ckks_public.bin`` (to publish)
+        """Write ``ckks_secret.bin`` (mode 0600, key holder only), ``ckks_public.bin`` (to publish)
         and ``ckks_params.json`` into ``directory``; returns the public file's path."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -95,23 +96,23 @@ class ProviderKeys:
         return public
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> ProviderKeys:
+    def load(cls, directory: str | os.PathLike[str]) -> CkksKeyPair:
         """Load keys written by :meth:`save` (refuses a directory without the secret key)."""
         root = Path(directory)
         for name in (SECRET_FILE, PARAMS_FILE):
             if not (root / name).is_file():
-                raise InvalidFieldError("ckks_key_dir", str(root), f"a directory holding {name} "
-                                        "(written by `gt-secure provider ckks-keygen`)")
+                raise InvalidFieldError("directory", str(root),
+                                        f"a directory holding {name} (CkksKeyPair.save)")
         params = CkksParams.model_validate(json.loads((root / PARAMS_FILE).read_text()))
         return cls(params, ts.context_from((root / SECRET_FILE).read_bytes()))
 
     @property
     def secret_context(self) -> ts.Context:
-        """The private context (provider-side only)."""
+        """The private context (key-holder side only)."""
         return self._context
 
     def __repr__(self) -> str:
-        return f"ProviderKeys(params={self.params!r}, secret_key=<held>)"
+        return f"CkksKeyPair(params={self.params!r}, secret_key=<held>)"
 
 
 def load_public_context(data: bytes) -> ts.Context:
@@ -124,9 +125,9 @@ def load_public_context(data: bytes) -> ts.Context:
 def _require_public(context: ts.Context, who: str) -> None:
     if context.is_private() or context.has_secret_key():
         raise SecretKeyExposureError(
-            f"{who}: the CKKS context carries the provider's secret key; only the provider may "
-            "hold it, or individual updates become decryptable. Send "
-            "ProviderKeys.public_context_bytes() instead."
+            f"{who}: the CKKS context carries the secret key; only the key holder may hold it, "
+            "or individual updates become decryptable. Send "
+            "CkksKeyPair.public_context_bytes() instead."
         )
 
 
@@ -149,8 +150,14 @@ def encrypt(
         peak = float(np.max(np.abs(vector)))
         if peak > max_abs:
             raise UpdateVectorError(f"max(abs(vectors[{org_id!r}].flat))", peak, f"<= {max_abs}")
+    return encrypt_values(vector.astype(np.float64), public_ctx)
+
+
+def encrypt_values(values: np.ndarray, public_ctx: ts.Context) -> EncryptedVector:
+    """Encrypt a float64 vector as it is (the caller bounds it) in chunks of ``N / 2`` slots."""
+    _require_public(public_ctx, "encrypt_values")
     slots = _slots(public_ctx)
-    data = vector.astype(np.float64)
+    data = np.asarray(values, dtype=np.float64)
     return [
         ts.ckks_vector(public_ctx, data[i : i + slots]).serialize()
         for i in range(0, data.shape[0], slots)
@@ -171,7 +178,7 @@ def check_ciphertexts(encrypted: EncryptedVector, public_ctx: ts.Context, length
             got = ts.ckks_vector_from(public_ctx, blob).size()
         except Exception as err:  # SEAL raises ValueError/RuntimeError on foreign bytes
             raise InvalidFieldError(f"{field}[{j}]", f"<{len(blob)} bytes>",
-                                    "a CKKS ciphertext under the provider's public key") from err
+                                    "a CKKS ciphertext under the round's public key") from err
         if got != size:
             raise InvalidFieldError(f"{field}[{j}].size", got, f"{size}")
 
@@ -199,8 +206,8 @@ def add_ciphertexts(
     return [c.serialize() for c in total]
 
 
-def decrypt_sum(encrypted_sum: EncryptedVector, keys: ProviderKeys, length: int) -> np.ndarray:
-    """Decrypt the summed ciphertexts (provider side) into a float64 vector of ``length``.
+def decrypt_sum(encrypted_sum: EncryptedVector, keys: CkksKeyPair, length: int) -> np.ndarray:
+    """Decrypt the summed ciphertexts (key-holder side) into a float64 vector of ``length``.
 
     Float64, not float32: the sum may be large (up to ``params.capacity``) while its error bound
     is small, and float32 would round away that precision.

@@ -33,6 +33,7 @@ from gt_secure.errors import InvalidFieldError
 
 __all__ = [
     "DEFAULT_CKKS_PARAMS",
+    "INTEGER_CKKS_PARAMS",
     "SEAL_MAX_COEFF_BITS_128",
     "CkksParams",
     "check_bit_sizes",
@@ -193,4 +194,13 @@ def choose_ckks_params(max_abs: float, max_vectors: int, target_error: float) ->
 #: data prime, 60-bit special prime, scale 2**32; 6.8x expansion (vs 14.4x for [60, 40, 60]).
 DEFAULT_CKKS_PARAMS = CkksParams(
     poly_modulus_degree=4096, coeff_mod_bit_sizes=(47, 60), global_scale_bits=32
+)
+
+#: ``choose_ckks_params(max_abs=2**28, max_vectors=100, target_error=0.05)``: N=4096, one 60-bit
+#: data prime, 49-bit special prime, scale 2**23 (8.0x expansion). For sums of masked integers
+#: below ``2**28`` in magnitude (:mod:`gt_secure.aggregation.ckks_masks`): the error bound (0.038
+#: at 100 vectors) stays far below 1/2, so the key holder rounds the decrypted sum to exact
+#: integers; ``capacity(100) = 128 * 2**28``.
+INTEGER_CKKS_PARAMS = CkksParams(
+    poly_modulus_degree=4096, coeff_mod_bit_sizes=(60, 49), global_scale_bits=23
 )

@@ -13,11 +13,12 @@ from typing import Any
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
+from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.delivery import EVAL_TEXTS, evaluation_reply, receive_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
-from gt_secure.app.mods import ckks_encrypt_mod, make_update_guard, secagg_route_mod
+from gt_secure.app.mods import make_update_guard, secagg_route_mod
 from gt_secure.app.roles import organization_step, state_dir
 
 
@@ -43,7 +44,8 @@ def receive(msg: Message, context: Context) -> RecordDict:
 
 def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     """ClientApp whose settings are ``run_config`` updated with ``overrides``."""
-    app = ClientApp(mods=[secagg_route_mod, ckks_encrypt_mod, make_update_guard(overrides)])
+    app = ClientApp(mods=[secagg_route_mod, make_ckks_mod(overrides),
+                          make_update_guard(overrides)])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:

@@ -31,8 +31,7 @@ class AppConfig:
     :func:`gt_secure.aggregation.quantization.choose_secagg_params` for the connected
     organizations (majority threshold, so dropouts are tolerated with 3 organizations).
     ``local-steps``: DP-SGD (or, without example-level DP, plain fine-tune) steps per round.
-    ``ckks-key-dir``: the provider's CKKS keys (``gt-secure provider ckks-keygen``); empty: fresh
-    keys for the run under ``output-dir/ckks``. ``num-texts``: training texts per organization and
+    ``num-texts``: training texts per organization and
     round (0: the node's ``num-texts``, else 512). Defaults (32 steps, 512 texts) are the demo's,
     measured in docs/benchmarks.md "Demo utility".
     """
@@ -46,7 +45,6 @@ class AppConfig:
     round_timeout: float = 300.0
     output_dir: str = "runs/app"
     local_steps: int = 32
-    ckks_key_dir: str = ""
     num_texts: int = 0
 
     def __post_init__(self) -> None:

@@ -5,10 +5,12 @@ cumulative TinyLM update) and ``ConfigRecord "gt.request"``; the reply carries
 ``ArrayRecord "gt.update"`` and ``ConfigRecord "gt.meta"``. SecAgg+ rounds go through Flower's
 legacy ``FitIns``/``FitRes`` records, which ``secaggplus_mod`` expects: the same update travels
 as ``fitres.parameters`` (masked by the mod) and the same metadata as ``fitres.metrics``.
-CKKS rounds add ``ConfigRecord "gt.ckks"`` (the provider's public context, ``max-abs``) to the
-plain request; the organization's ``ckks_encrypt_mod`` replaces the reply's ``"gt.update"`` by
-``ConfigRecord "gt.encrypted"`` (the ciphertext chunks). Metadata never contains the update
-values; under SecAgg+ and CKKS it also omits the content hash.
+CKKS rounds mark the plain request with ``ConfigRecord "gt.ckks"`` (``stage = "train"``); the
+organization's ``ckks_encrypt_mod`` keeps the vector on the node and replies with the metadata
+only; the later stages (key agreement, encryption, decryption) are TRAIN messages whose
+``"gt.ckks"`` record names the stage (:mod:`gt_secure.app.ckks_messages`), as Flower's SecAgg+
+stages are. Metadata never contains the update values; under SecAgg+ and CKKS it also omits the
+content hash.
 """
 
 from __future__ import annotations
@@ -27,10 +29,7 @@ REQUEST = "gt.request"
 UPDATE = "gt.update"
 META = "gt.meta"
 CKKS = "gt.ckks"
-ENCRYPTED = "gt.encrypted"
-KEY_CONTEXT = "public-context"
-KEY_MAX_ABS = "max-abs"
-KEY_CHUNKS = "chunks"
+KEY_STAGE = "stage"
 FLAT = "flat"
 KEY_ROUND = "round"
 KEY_ORG = "org-id"
@@ -70,34 +69,20 @@ def make_request(round_idx: int, global_flat: np.ndarray) -> RecordDict:
     })
 
 
-def make_ckks_request(round_idx: int, global_flat: np.ndarray, public_context: bytes,
-                      max_abs: float) -> RecordDict:
-    """CKKS-round instruction: the plain request plus the public context to encrypt under."""
+def make_ckks_request(round_idx: int, global_flat: np.ndarray) -> RecordDict:
+    """CKKS-round training instruction: the plain request marked ``stage = "train"``."""
     content = make_request(round_idx, global_flat)
-    content[CKKS] = ConfigRecord({KEY_CONTEXT: public_context, KEY_MAX_ABS: float(max_abs)})
+    content[CKKS] = ConfigRecord({KEY_STAGE: "train", KEY_ROUND: round_idx})
     return content
 
 
-def read_ckks_request(content: RecordDict) -> tuple[bytes, float] | None:
-    """``(public context bytes, max_abs)`` of a CKKS request; ``None`` for other requests."""
+def read_ckks_request(content: RecordDict) -> str | None:
+    """The CKKS stage a message asks for (``train``, ``keys``, ``encrypt``, ``decrypt``);
+    ``None`` for other requests."""
     record = content.config_records.get(CKKS)
     if record is None:
         return None
-    return bytes(cast(bytes, record[KEY_CONTEXT])), float(cast(float, record[KEY_MAX_ABS]))
-
-
-def write_encrypted_reply(payload: UpdatePayload, chunks: list[bytes]) -> RecordDict:
-    """Reply of a CKKS round: ciphertext chunks and the metadata without the content hash."""
-    meta = {k: v for k, v in payload.meta().items() if k != KEY_HASH}
-    return RecordDict({ENCRYPTED: ConfigRecord({KEY_CHUNKS: list(chunks)}),
-                       META: ConfigRecord(dict(meta))})
-
-
-def read_encrypted_reply(content: RecordDict) -> tuple[dict[str, str], list[bytes]]:
-    """Metadata and ciphertext chunks of a CKKS reply (no chunks: an empty list)."""
-    record = content.config_records.get(ENCRYPTED)
-    chunks = [] if record is None else [bytes(c) for c in cast(list[bytes], record[KEY_CHUNKS])]
-    return read_meta(content), chunks
+    return str(record.get(KEY_STAGE, ""))
 
 
 def read_request(content: RecordDict) -> tuple[int, np.ndarray]:

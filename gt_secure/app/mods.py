@@ -1,9 +1,10 @@
-"""ClientApp mods: SecAgg+ routing, CKKS encryption and the organization's own update guard.
+"""ClientApp mods: SecAgg+ routing and the organization's own update guard.
 
-Order in the ClientApp: ``[secagg_route_mod, ckks_encrypt_mod, guard]`` — the guard sits inside
-both, so it sees the plaintext update before ``secaggplus_mod`` masks it or ``ckks_encrypt_mod``
-encrypts it, and refuses to let an invalid one leave the organization (the ClientApp raises;
-the provider then leaves the organization out of the round).
+Order in the ClientApp: ``[secagg_route_mod, ckks_mod, guard]`` — the guard sits inside both, so
+it sees the plaintext update before ``secaggplus_mod`` masks it or the CKKS mod
+(:func:`gt_secure.app.ckks_node.make_ckks_mod`) keeps it for encryption, and refuses to let an
+invalid one leave the organization (the ClientApp raises; the provider then leaves the
+organization out of the round).
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from flwr.app import Context, Message, MessageType
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
-from gt_secure.aggregation.ckks import encrypt, load_public_context
 from gt_secure.aggregation.secagg_prg import with_mask_prg
 from gt_secure.app.config import AppConfig, Resolved
-from gt_secure.app.messages import (
-    is_secagg,
-    read_ckks_request,
-    read_reply,
-    write_encrypted_reply,
-)
+from gt_secure.app.messages import is_secagg, read_reply
 from gt_secure.app.roles import expected_layout
 from gt_secure.app.validation import Expected, norm_bound, validate_update
 
@@ -36,27 +31,6 @@ def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) 
     if msg.metadata.message_type == MessageType.TRAIN and is_secagg(msg.content):
         return _secaggplus_prg_mod(msg, ctxt, call_next)
     return call_next(msg, ctxt)
-
-
-def ckks_encrypt_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
-    """Encrypt the outgoing update under the provider's public context of a CKKS request.
-
-    The context is checked before any training: one carrying the secret key is refused
-    (:class:`~gt_secure.errors.SecretKeyExposureError`), so nothing is trained or released.
-    """
-    request = None
-    if msg.metadata.message_type == MessageType.TRAIN:
-        request = read_ckks_request(msg.content)
-    if request is None:
-        return call_next(msg, ctxt)
-    public = load_public_context(request[0])
-    reply = call_next(msg, ctxt)
-    if reply.has_error():
-        return reply
-    payload = read_reply(reply.content)
-    chunks = encrypt(payload.flat, public, org_id=payload.org_id, max_abs=request[1])
-    reply.content = write_encrypted_reply(payload, chunks)
-    return reply
 
 
 def expected_for(cfg: Resolved) -> Expected:

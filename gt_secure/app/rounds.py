@@ -1,4 +1,5 @@
-"""One aggregation round on the provider side: plain (Message API), SecAgg+ or CKKS.
+"""One aggregation round on the provider side: plain (Message API) or SecAgg+ (CKKS:
+:mod:`gt_secure.app.ckks_round`).
 
 Each returns a :class:`RoundResult` with the mean of the accepted updates (``None`` when nothing
 was accepted) and a :class:`~gt_secure.app.validation.Rejection` for every organization that was
@@ -15,13 +16,6 @@ import numpy as np
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from gt_secure.aggregation.ckks import (
-    ProviderKeys,
-    add_ciphertexts,
-    check_ciphertexts,
-    decrypt_sum,
-    load_public_context,
-)
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
 from gt_secure.aggregation.secagg_round import replying_node, run_secagg_round
@@ -29,9 +23,7 @@ from gt_secure.app.messages import (
     KEY_LAYOUT,
     KEY_ORG,
     KEY_ROUND,
-    make_ckks_request,
     make_request,
-    read_encrypted_reply,
     read_meta,
     read_reply,
 )
@@ -57,6 +49,7 @@ class RoundResult:
     accepted: list[str] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     error_bound: float = 0.0
+    nodes: dict[str, int] = field(default_factory=dict)  # node of each accepted organization
 
 
 def _refuse(result: RoundResult, rejection: Rejection) -> None:
@@ -94,6 +87,7 @@ def collect_replies(grid: Grid, node_ids: list[int], result: RoundResult,
             _refuse(result, Rejection.of(err, org, node, result.aggregation))
             continue
         result.accepted.append(org)
+        result.nodes[org] = node
     for node in sorted(set(node_ids) - answered):
         reason = f"no reply within {timeout} s"
         _refuse(result, Rejection.of(reason, "?", node, result.aggregation))
@@ -115,43 +109,6 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
              accept)
     if result.accepted:
         result.mean = total / len(result.accepted)
-    return result
-
-
-def ckks_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np.ndarray,
-               expected: Expected, keys: ProviderKeys, max_abs: float,
-               timeout: float) -> RoundResult:
-    """CKKS round: the aggregation sums ciphertexts under the public context only; the provider's
-    keys decrypt the sum alone. Metadata and ciphertext shapes are screened per organization."""
-    result = RoundResult(round_idx, "ckks", None)
-    public_bytes = keys.public_context_bytes()
-    aggregator_ctx = load_public_context(public_bytes)  # the aggregation never sees the secret
-    dim = expected.layout.dim
-    encrypted: list[list[bytes]] = []
-
-    def accept(org: str, content: RecordDict) -> None:
-        meta, chunks = read_encrypted_reply(content)
-        check_metadata(org, meta.get(KEY_LAYOUT, ""), expected)
-        check_ciphertexts(chunks, aggregator_ctx, dim, field=f"update[{org}].ciphertexts")
-        encrypted.append(chunks)
-
-    collect_replies(grid, node_ids, result,
-             lambda: make_ckks_request(round_idx, global_flat, public_bytes, max_abs), timeout,
-             accept)
-    if not encrypted:
-        return result
-    encrypted_sum = add_ciphertexts(encrypted, aggregator_ctx)
-    count = len(encrypted)
-    mean = decrypt_sum(encrypted_sum, keys, dim) / count  # provider side
-    result.error_bound = keys.params.error_bound(count) / count
-    slack = result.error_bound * float(np.sqrt(dim))
-    try:
-        check_sum(mean, count, Expected(expected.layout, expected.norm_bound + slack))
-    except InvalidFieldError as err:
-        _refuse(result, Rejection.of(err, "sum", -1, "ckks"))
-        result.accepted = []
-        return result
-    result.mean = mean
     return result
 
 

@@ -21,16 +21,17 @@ import numpy as np
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from gt_secure.aggregation.ckks import ProviderKeys
 from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
+from gt_secure.app.ckks_round import ckks_round
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.delivery import deliver_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
+from gt_secure.app.receipts import aggregator_witness, exchange_receipts
 from gt_secure.app.roles import provider_step
-from gt_secure.app.rounds import RoundResult, ckks_round, plain_round, secagg_round
-from gt_secure.errors import GtSecureError, ProtocolConfigError
+from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
+from gt_secure.errors import GtSecureError
 
 log = logging.getLogger("gt_secure.app")
 
@@ -44,8 +45,8 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         raise GtSecureError(f"min_orgs must be connected, got {len(nodes)} < {cfg.min_orgs}.")
     expected = expected_for(cfg)
     global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
-    keys = provider_keys(cfg, out_dir) if cfg.aggregation == "ckks" else None
     rounds: list[dict[str, Any]] = []
+    witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
         started = time.monotonic()
@@ -55,9 +56,9 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             params = round_params(cfg.clip_norm, cfg.noise_multiplier, len(nodes), cfg.secagg)
             result = secagg_round(grid, context, round_idx, global_flat, expected, params,
                                   cfg.app.round_timeout)
-        elif keys is not None and cfg.ckks is not None:
-            result = ckks_round(grid, nodes, round_idx, global_flat, expected, keys,
-                                cfg.ckks.max_abs, cfg.app.round_timeout)
+        elif cfg.aggregation == "ckks":
+            result = ckks_round(grid, nodes, round_idx, global_flat, expected, cfg.min_orgs,
+                                cfg.app.round_timeout)
         else:
             result = plain_round(grid, nodes, round_idx, global_flat, expected,
                                  cfg.app.round_timeout)
@@ -67,7 +68,9 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             global_flat = (global_flat + result.mean).astype(np.float32)
             artifact = provider_step(global_flat, round_idx, out_dir)
         seconds = {"round": aggregated - started, "provider": time.monotonic() - aggregated}
-        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds})
+        receipts = exchange_receipts(grid, nodes, witness, round_idx, cfg.app.round_timeout)
+        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds,
+                                                               "receipts": receipts})
         _write(out_dir, context, cfg, rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)
@@ -75,23 +78,6 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         delivery = deliver_adapter(grid, sorted(grid.get_node_ids()), last["round"],
                                    Path(last["provider"]["adapter_dir"]), cfg.app.round_timeout)
     return _write(out_dir, context, cfg, rounds, delivery)
-
-
-def provider_keys(cfg: Resolved, out_dir: Path) -> ProviderKeys:
-    """The provider's CKKS keys: loaded from ``ckks-key-dir``, else fresh ones for this run
-    saved under ``<output-dir>/ckks`` (secret key file mode 0600)."""
-    assert cfg.ckks is not None
-    wanted = cfg.ckks.to_params()
-    if not cfg.app.ckks_key_dir:
-        keys = ProviderKeys.generate(wanted)
-        keys.save(out_dir / "ckks")
-        return keys
-    keys = ProviderKeys.load(Path(cfg.app.ckks_key_dir).expanduser())
-    if keys.params != wanted:
-        raise ProtocolConfigError("ckks_key_dir", cfg.app.ckks_key_dir,
-                                  f"keys with the protocol's CKKS parameters {wanted!r}, "
-                                  f"not {keys.params!r}")
-    return keys
 
 
 def _record(result: RoundResult, num_nodes: int,

@@ -1,4 +1,4 @@
-"""``gt-secure provider ...``: build the translator; translate an update; CKKS keys."""
+"""``gt-secure provider ...``: build the translator; translate an update."""
 
 from __future__ import annotations
 
@@ -30,12 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     translate.add_argument("--out", type=Path, required=True,
                            help="directory for the LLM update and its PEFT adapter")
     translate.set_defaults(func=_translate)
-    keygen = cmds.add_parser(
-        "ckks-keygen", help="create the provider's CKKS key pair for a CKKS protocol"
-    )
-    keygen.add_argument("--protocol", default="dp-ckks", help="protocol name or spec path")
-    keygen.add_argument("--out", type=Path, required=True, help="key directory (ckks-key-dir)")
-    keygen.set_defaults(func=_ckks_keygen)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -60,19 +54,4 @@ def _translate(args: argparse.Namespace) -> int:
         UpdateVector.load(args.update), load_translator(args.translator), args.out
     )
     print(result.model_dump_json(indent=2))
-    return 0
-
-
-def _ckks_keygen(args: argparse.Namespace) -> int:
-    from gt_secure.aggregation.ckks import ProviderKeys
-    from gt_secure.errors import ProtocolConfigError
-    from gt_secure.protocols import load_protocol
-
-    spec = load_protocol(args.protocol)
-    if spec.ckks is None:
-        raise ProtocolConfigError("protocol.ckks", None, f"set in {args.protocol!r} (aggregation "
-                                  "'ckks') to create CKKS keys")
-    public = ProviderKeys.generate(spec.ckks.to_params()).save(args.out)
-    print(f"secret key: {args.out / 'ckks_secret.bin'} (mode 0600; keep it on the provider)")
-    print(f"public context: {public} (no secret key; what organizations receive)")
     return 0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gt_secure.aggregation.ckks import (
     PUBLIC_FILE,
     SECRET_FILE,
-    ProviderKeys,
+    CkksKeyPair,
     add_ciphertexts,
     check_ciphertexts,
     decrypt_sum,
@@ -27,12 +27,12 @@ MAX_ABS = 64.0
 
 
 @pytest.fixture(scope="module")
-def keys() -> ProviderKeys:
-    return ProviderKeys.generate()
+def keys() -> CkksKeyPair:
+    return CkksKeyPair.generate()
 
 
 @pytest.fixture(scope="module")
-def public(keys: ProviderKeys) -> ts.Context:
+def public(keys: CkksKeyPair) -> ts.Context:
     return keys.public_context()
 
 
@@ -44,7 +44,7 @@ def public(keys: ProviderKeys) -> ts.Context:
     scale=st.sampled_from([1e-3, 1.0, MAX_ABS]),
 )
 def test_sum_matches_numpy_within_bound(
-    keys: ProviderKeys, public: ts.Context, num: int, length: int, seed: int, scale: float
+    keys: CkksKeyPair, public: ts.Context, num: int, length: int, seed: int, scale: float
 ) -> None:
     # Prepare
     rng = np.random.default_rng(seed)
@@ -58,7 +58,7 @@ def test_sum_matches_numpy_within_bound(
     assert np.max(np.abs(total - exact)) <= DEFAULT_CKKS_PARAMS.error_bound(num)
 
 
-def test_design_point_100_vectors_at_max_abs(keys: ProviderKeys, public: ts.Context) -> None:
+def test_design_point_100_vectors_at_max_abs(keys: CkksKeyPair, public: ts.Context) -> None:
     # 100 organizations, every coordinate at +/-64: the sum is near the capacity limit.
     rng = np.random.default_rng(1)
     vecs = [rng.choice([-MAX_ABS, MAX_ABS], 64).astype(np.float32) for _ in range(100)]
@@ -70,7 +70,7 @@ def test_design_point_100_vectors_at_max_abs(keys: ProviderKeys, public: ts.Cont
     assert DEFAULT_CKKS_PARAMS.capacity(100) >= 100 * MAX_ABS
 
 
-def test_bound_is_not_vacuous(keys: ProviderKeys, public: ts.Context) -> None:
+def test_bound_is_not_vacuous(keys: CkksKeyPair, public: ts.Context) -> None:
     # Metric band: the measured error must reach a sizeable fraction of the bound.
     slots = DEFAULT_CKKS_PARAMS.slots
     zeros = np.zeros(4 * slots, dtype=np.float32)
@@ -79,7 +79,7 @@ def test_bound_is_not_vacuous(keys: ProviderKeys, public: ts.Context) -> None:
     assert DEFAULT_CKKS_PARAMS.error_bound(4) / 25 < err < DEFAULT_CKKS_PARAMS.error_bound(4)
 
 
-def test_public_context_has_no_secret_relin_or_galois_keys(keys: ProviderKeys) -> None:
+def test_public_context_has_no_secret_relin_or_galois_keys(keys: CkksKeyPair) -> None:
     ctx = ts.context_from(keys.public_context_bytes())
     assert not ctx.is_private() and not ctx.has_secret_key()
     assert not ctx.has_relin_keys() and not ctx.has_galois_keys()
@@ -87,14 +87,14 @@ def test_public_context_has_no_secret_relin_or_galois_keys(keys: ProviderKeys) -
     assert "secret_key=<held>" in repr(keys)
 
 
-def test_load_public_context_refuses_secret_key(keys: ProviderKeys) -> None:
+def test_load_public_context_refuses_secret_key(keys: CkksKeyPair) -> None:
     leaked = keys.secret_context.serialize(save_secret_key=True)
     with pytest.raises(SecretKeyExposureError, match="secret key"):
         load_public_context(leaked)
 
 
 def test_organization_and_aggregator_refuse_private_context(
-    keys: ProviderKeys, public: ts.Context
+    keys: CkksKeyPair, public: ts.Context
 ) -> None:
     vec = np.ones(10, dtype=np.float32)
     with pytest.raises(SecretKeyExposureError, match="encrypt"):
@@ -104,12 +104,12 @@ def test_organization_and_aggregator_refuse_private_context(
         add_ciphertexts(enc, keys.secret_context)
 
 
-def test_aggregator_cannot_decrypt(keys: ProviderKeys, public: ts.Context) -> None:
+def test_aggregator_cannot_decrypt(keys: CkksKeyPair, public: ts.Context) -> None:
     total = add_ciphertexts([encrypt(np.ones(10, dtype=np.float32), public)] * 2, public)
     with pytest.raises(ValueError, match="secret_key"):
         ts.ckks_vector_from(public, total[0]).decrypt()
     with pytest.raises(SecretKeyExposureError):
-        ProviderKeys(DEFAULT_CKKS_PARAMS, public)
+        CkksKeyPair(DEFAULT_CKKS_PARAMS, public)
 
 
 def test_expansion_band(public: ts.Context) -> None:
@@ -128,7 +128,7 @@ def test_encrypt_validates_vector(public: ts.Context) -> None:
         encrypt(np.full(4, 65.0, dtype=np.float32), public, org_id="org-x", max_abs=MAX_ABS)
 
 
-def test_add_refuses_mismatched_shapes(public: ts.Context, keys: ProviderKeys) -> None:
+def test_add_refuses_mismatched_shapes(public: ts.Context, keys: CkksKeyPair) -> None:
     slots = DEFAULT_CKKS_PARAMS.slots
     short = encrypt(np.ones(10, dtype=np.float32), public)
     long = encrypt(np.ones(slots + 10, dtype=np.float32), public)
@@ -141,19 +141,19 @@ def test_add_refuses_mismatched_shapes(public: ts.Context, keys: ProviderKeys) -
 
 
 def test_saved_keys_reload_and_only_the_secret_file_is_private(
-    keys: ProviderKeys, public: ts.Context, tmp_path: Path
+    keys: CkksKeyPair, public: ts.Context, tmp_path: Path
 ) -> None:
     keys.save(tmp_path)
     assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
-    reloaded = ProviderKeys.load(tmp_path)
+    reloaded = CkksKeyPair.load(tmp_path)
     assert reloaded.params == keys.params
     vector = np.linspace(-1, 1, 100).astype(np.float32)
     blobs = encrypt(vector, load_public_context((tmp_path / PUBLIC_FILE).read_bytes()))
     np.testing.assert_allclose(decrypt_sum(blobs, reloaded, 100), vector,
                                atol=keys.params.error_bound(1))
     (tmp_path / SECRET_FILE).unlink()
-    with pytest.raises(InvalidFieldError, match="ckks_key_dir"):
-        ProviderKeys.load(tmp_path)
+    with pytest.raises(InvalidFieldError, match="directory must be"):
+        CkksKeyPair.load(tmp_path)
 
 
 def test_check_ciphertexts_names_the_bad_field(public: ts.Context) -> None:

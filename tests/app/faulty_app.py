@@ -19,15 +19,11 @@ from flwr.app import Context, Message, MessageType
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 
+from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.client_app import local_update, receive
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
-from gt_secure.app.mods import (
-    ckks_encrypt_mod,
-    expected_for,
-    make_update_guard,
-    secagg_route_mod,
-)
+from gt_secure.app.mods import expected_for, make_update_guard, secagg_route_mod
 
 Faults = Mapping[tuple[str, int], str]
 GUARDED = {"guarded-norm"}
@@ -65,7 +61,7 @@ def make_faulty_client_app(overrides: Mapping[str, Any], faults: Faults) -> Clie
                 return call_next(msg, ctxt)
         return guard(msg, ctxt, call_next)
 
-    app = ClientApp(mods=[secagg_route_mod, ckks_encrypt_mod, selective_guard])
+    app = ClientApp(mods=[secagg_route_mod, make_ckks_mod(overrides), selective_guard])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:

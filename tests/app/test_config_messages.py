@@ -6,26 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
-from gt_secure.aggregation.ckks import SECRET_FILE, ProviderKeys, decrypt_sum
-from gt_secure.aggregation.ckks_params import CkksParams
+from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import (
+    CKKS,
     UPDATE,
     UpdatePayload,
     is_secagg,
     make_ckks_request,
     make_request,
-    read_encrypted_reply,
+    read_meta,
     read_reply,
     read_request,
     write_reply,
 )
-from gt_secure.app.mods import ckks_encrypt_mod
-from gt_secure.app.server_app import provider_keys
-from gt_secure.errors import InvalidFieldError, ProtocolConfigError, SecretKeyExposureError
+from gt_secure.errors import InvalidFieldError, ProtocolConfigError
 
 
 def test_sentinels_take_the_protocol_spec_and_explicit_values_win() -> None:
@@ -90,17 +88,16 @@ def _train_message(content: RecordDict) -> Message:
     return Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
 
 
-def _context() -> Context:
-    return Context(run_id=1, node_id=1, node_config={"org-id": "bank"}, state=RecordDict(),
-                   run_config={})
+def _context(tmp_path: Path) -> Context:
+    return Context(run_id=1, node_id=1, node_config={"org-id": "bank",
+                                                     "state-dir": str(tmp_path / "bank")},
+                   state=RecordDict(), run_config={"protocol": "dp-ckks"})
 
 
-def test_ckks_mod_encrypts_the_reply_for_the_provider_only() -> None:
-    # Prepare: the provider's keys; a handler that returns a plain reply.
-    keys = ProviderKeys.generate()
+def test_ckks_mod_keeps_the_vector_on_the_node_and_sends_metadata_only(tmp_path: Path) -> None:
+    # Prepare: a CKKS training request; a handler that returns the plain reply.
     flat = np.random.default_rng(2).normal(size=3000).astype(np.float32)
-    msg = _train_message(make_ckks_request(1, np.zeros(3000, np.float32),
-                                           keys.public_context_bytes(), 64.0))
+    msg = _train_message(make_ckks_request(1, np.zeros(3000, np.float32)))
     assert read_request(msg.content)[0] == 1
 
     def handler(m: Message, _: Context) -> Message:
@@ -108,29 +105,29 @@ def test_ckks_mod_encrypts_the_reply_for_the_provider_only() -> None:
         return Message(write_reply(sent, secagg=False), reply_to=m)
 
     # Execute
-    reply = ckks_encrypt_mod(msg, _context(), handler)
+    reply = make_ckks_mod()(msg, _context(tmp_path), handler)
 
-    # Assert: no plaintext and no hash left the organization; the provider decrypts the vector.
-    assert UPDATE not in reply.content.array_records
-    meta, chunks = read_encrypted_reply(reply.content)
-    assert meta == {"org-id": "bank", "layout": '{"l": 1}', "ledger-entry": '{"e": 2}'}
-    got = decrypt_sum(chunks, keys, 3000)
-    assert float(np.max(np.abs(got - flat))) < keys.params.error_bound(1)
+    # Assert: no values and no hash left the organization; the vector waits on the node, and
+    # the node's key is in the roster beside its state directory.
+    assert not reply.content.array_records and UPDATE not in reply.content.array_records
+    assert read_meta(reply.content) == {"org-id": "bank", "layout": '{"l": 1}',
+                                        "ledger-entry": '{"e": 2}'}
+    np.testing.assert_array_equal(np.load(tmp_path / "bank" / "ckks" / "1-1.vector.npy"), flat)
+    assert (tmp_path / "roster" / "bank.pub.pem").exists()
 
 
-def test_ckks_mod_refuses_a_context_with_the_secret_key_before_training() -> None:
-    keys = ProviderKeys.generate()
-    leaked = bytes(keys.secret_context.serialize(save_secret_key=True))
-    msg = _train_message(make_ckks_request(1, np.zeros(4, np.float32), leaked, 64.0))
+def test_ckks_mod_refuses_an_unknown_stage_without_training(tmp_path: Path) -> None:
+    content = make_request(1, np.zeros(4, np.float32))
+    content[CKKS] = ConfigRecord({"stage": "export", "round": 1})
 
     def handler(m: Message, _: Context) -> Message:
-        raise AssertionError("the organization must not train under a leaked key")
+        raise AssertionError("an unknown stage must not reach training")
 
-    with pytest.raises(SecretKeyExposureError, match="secret key"):
-        ckks_encrypt_mod(msg, _context(), handler)
+    with pytest.raises(InvalidFieldError, match="gt.ckks.stage must be one of"):
+        make_ckks_mod()(_train_message(content), _context(tmp_path), handler)
 
 
-def test_ckks_mod_leaves_other_requests_alone() -> None:
+def test_ckks_mod_leaves_other_requests_alone(tmp_path: Path) -> None:
     msg = _train_message(make_request(1, np.zeros(4, np.float32)))
     seen: list[Message] = []
 
@@ -138,21 +135,6 @@ def test_ckks_mod_leaves_other_requests_alone() -> None:
         seen.append(m)
         return Message(RecordDict(), reply_to=m)
 
-    ckks_encrypt_mod(msg, _context(), handler)
+    make_ckks_mod()(msg, _context(tmp_path), handler)
     assert seen == [msg]
-
-
-def test_provider_keys_come_from_the_key_dir_and_must_match_the_protocol(
-    tmp_path: Path,
-) -> None:
-    fresh = AppConfig.from_run_config({"protocol": "dp-ckks"}).resolve()
-    keys = provider_keys(fresh, tmp_path / "out")
-    assert (tmp_path / "out" / "ckks" / SECRET_FILE).exists()
-    assert fresh.ckks is not None and keys.params == fresh.ckks.to_params()
-    other = CkksParams(poly_modulus_degree=8192, coeff_mod_bit_sizes=(60, 40, 60),
-                       global_scale_bits=40)
-    ProviderKeys.generate(other).save(tmp_path / "keys")
-    cfg = AppConfig.from_run_config({"protocol": "dp-ckks",
-                                     "ckks-key-dir": str(tmp_path / "keys")}).resolve()
-    with pytest.raises(ProtocolConfigError, match="ckks_key_dir"):
-        provider_keys(cfg, tmp_path / "out2")
+    assert not (tmp_path / "bank").exists()

@@ -17,10 +17,8 @@ import numpy as np
 import pytest
 from flwr.simulation import run_simulation
 
-from gt_secure.aggregation.ckks import PUBLIC_FILE, ProviderKeys, load_public_context
 from gt_secure.app.roles import release_id_of
 from gt_secure.app.server_app import make_server_app
-from gt_secure.protocols import load_protocol
 from gt_secure.update import UpdateVector
 from tests.app.faulty_app import Faults, make_faulty_client_app
 
@@ -138,47 +136,3 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
     for org in ("bank", "hospital", "law"):
         lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
         assert {json.loads(line)["unit"] for line in lines} == {"example"}
-
-
-def test_ckks_round_decrypts_the_mean_of_the_sent_vectors(tmp_path: Path) -> None:
-    # Prepare: the packaged dp-ckks protocol as specified (DP-SGD, sigma = 1 vector noise, CKKS
-    # parameters pinned), keys made beforehand by the provider (`gt-secure provider
-    # ckks-keygen`); bank sends a layout naming a foreign base model.
-    params = load_protocol("dp-ckks").ckks.to_params()  # type: ignore[union-attr]
-    ProviderKeys.generate(params).save(tmp_path / "keys")
-    overrides = {"protocol": "dp-ckks", "num-rounds": 1, "ckks-key-dir": str(tmp_path / "keys")}
-
-    # Execute
-    summary = simulate(tmp_path, overrides, {("bank", 1): "base-hash"})
-
-    # Assert: bank was screened out by the aggregation on the metadata; the others summed.
-    (record,) = summary["rounds"]
-    assert record["aggregation"] == "ckks"
-    assert record["accepted"] == ["hospital", "law"]
-    assert rejected(record) == {"bank": "update[bank].layout.base_model_hash"}
-    # Assert: the decrypted mean equals the mean of what hospital and law sent, within the
-    # CKKS bound, and the noise is really there (norm ~ sqrt(D / 2) for sigma = 1).
-    exact = sent_mean(tmp_path, summary, record["accepted"], 1)
-    got = global_after(tmp_path, 1).astype(np.float64)
-    bound = record["mean_error_bound"] + 2.0**-23 * float(np.max(np.abs(exact)))
-    assert 0 < record["mean_error_bound"] < 1e-4
-    assert float(np.max(np.abs(got - exact))) <= bound
-    assert 0.7 * (DIM / 2) ** 0.5 < record["mean_l2_norm"] < 1.3 * (DIM / 2) ** 0.5
-    # Assert: every release is in its organization's ledger (example and organization units).
-    for org in ("bank", "hospital", "law"):
-        lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
-        assert sorted(json.loads(line)["unit"] for line in lines) == ["example", "organization"]
-    load_public_context((tmp_path / "keys" / PUBLIC_FILE).read_bytes())  # no secret key in it
-    # Assert: every organization received the provider's adapter (same content hash as the
-    # provider's LLM update), kept it as a PEFT adapter and scored it on its validation texts.
-    delivery = summary["delivery"]
-    assert delivery["llm_update_hash"] == record["provider"]["llm_update_hash"]
-    assert delivery["failures"] == []
-    assert sorted(delivery["evaluations"]) == ["bank", "hospital", "law"]
-    for org, scores in delivery["evaluations"].items():
-        assert scores["texts"] == 32
-        assert 1 < scores["base_llm_ppl"] < 1e4 and 1 < scores["generated_llm_ppl"] < 1e4
-        kept = tmp_path / "orgs" / org / "adapters" / f"{summary['run_id']}-round1"
-        assert (kept / "adapter_config.json").exists()
-        received = UpdateVector.load(kept / "update_vector.safetensors")
-        assert received.content_hash() == delivery["llm_update_hash"]

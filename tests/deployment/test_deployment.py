@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from gt_secure.cli.main import main
 from gt_secure.deploy.federation import Federation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,13 +43,11 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     assert sorted(online) == sorted(i for i, _ in joined.values()), \
         [p.log()[-1000:] for _, p in joined.values()]
 
-    # Execute: the provider makes its CKKS keys; the app runs dp-ckks over TLS with `flwr run`.
-    keys = tmp_path / "provider-keys"
-    assert main(["provider", "ckks-keygen", "--protocol", "dp-ckks", "--out", str(keys)]) == 0
+    # Execute: the app runs dp-ckks over TLS with `flwr run`; the key holder (bank, the first
+    # participant) makes the round's CKKS keys on its own node; the provider holds none.
     out = tmp_path / "out"
     run_id = federation.run({"protocol": "dp-ckks", "num-rounds": 1, "min-orgs": len(ORGS),
-                             "local-steps": 2, "num-texts": 64,
-                             "ckks-key-dir": str(keys), "output-dir": str(out),
+                             "local-steps": 2, "num-texts": 64, "output-dir": str(out),
                              "round-timeout": 500.0})
     record = federation.wait_run(run_id, timeout=600)
 
@@ -64,11 +61,18 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     assert only["rejections"] == []
     assert "rogue" not in json.dumps(summary)
     # Assert: each organization's node recorded its DP release in its own ledger, and the
-    # provider exported the LLM adapter from the decrypted mean.
+    # provider exported the LLM adapter from the mean the key holder released. Only the key
+    # holder's node made CKKS keys; it decrypted once and deleted the secret key.
     for org in ORGS:
         ledger = tmp_path / "state" / org / "ledger.jsonl"
-        units = sorted(json.loads(line)["unit"] for line in ledger.read_text().splitlines())
+        units = sorted(u for line in ledger.read_text().splitlines()
+                       if (u := json.loads(line).get("unit")) is not None)  # not the header
         assert units == ["example", "organization"], org
+        kept = sorted(p.name for p in (tmp_path / "state" / org / "ckks").iterdir())
+        assert kept == ([f"{run_id}-1.done"] if org == "bank" else []), (org, kept)
+    assert (tmp_path / "state" / "roster" / "law.pub.pem").exists()
+    assert not list(out.rglob("ckks_secret.bin"))
+    assert only["mean_error_bound"] == 2.0**-15 / 2
     adapter = Path(only["provider"]["adapter_dir"])
     assert (adapter / "adapter_config.json").exists()
     # Assert: the adapter reached every organization, which scored it on its own texts.
