@@ -108,13 +108,17 @@ class Ledger:
         return state.signed
 
     def scan(self) -> tuple[list[LedgerEntry], TornTail | None]:
-        """Committed entries and the uncommitted tail (interrupted append), if any."""
+        """Committed entries and the uncommitted tail (interrupted append), if any; no ledger
+        file yet: no entries."""
+        if not self.path.exists():
+            return [], None
         state = self.state()
         return list(state.entries), state.uncommitted
 
     def entries(self) -> list[LedgerEntry]:
-        """Committed entries (the header excluded); raise ``LedgerIntegrityError`` if corrupt."""
-        return list(self.state().entries)
+        """Committed entries (the header excluded; none if the ledger does not exist yet);
+        raise ``LedgerIntegrityError`` if corrupt."""
+        return self.scan()[0]
 
     def spent(self, org_id: str, unit: str) -> float:
         """Epsilon spent so far by ``org_id`` for privacy ``unit``."""
