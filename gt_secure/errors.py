@@ -38,6 +38,12 @@ class BudgetExceededError(InvalidFieldError):
     """A training run or release would spend more epsilon than the budget allows."""
 
 
+class PolicyRefusalError(InvalidFieldError):
+    """A request asks an organization for less than its own policy requires; nothing is trained.
+
+    ``value`` is the requested value, ``constraint`` the policy's requirement."""
+
+
 class LedgerIntegrityError(GtSecureError):
     """The ledger's hash chain, a signature or an entry failed verification."""
 

@@ -17,17 +17,21 @@ from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.delivery import EVAL_TEXTS, evaluation_reply, receive_adapter
 from gt_secure.app.layout import content_hash
-from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
+from gt_secure.app.messages import UpdatePayload, read_request, write_reply
 from gt_secure.app.mods import make_update_guard, secagg_route_mod
+from gt_secure.app.policy_mod import enforce_policy, make_policy_mod
 from gt_secure.app.roles import organization_step, state_dir
 
 
 def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
-    """Run this organization's step for the round in ``msg``; return the outgoing payload."""
+    """Run this organization's step for the round in ``msg``; return the outgoing payload.
+
+    The organization's policy is enforced first: a refused request trains nothing."""
     org_id = org_id_of(context.node_config)
+    policy = enforce_policy(cfg, msg.content, context)
     round_idx, start = read_request(msg.content)
     flat, layout, ledger = organization_step(cfg, context.node_config, org_id, context.run_id,
-                                             round_idx, start)
+                                             round_idx, start, policy.budgets())
     return UpdatePayload(org_id, flat, layout.to_json(), ledger, content_hash(flat))
 
 
@@ -43,15 +47,17 @@ def receive(msg: Message, context: Context) -> RecordDict:
 
 
 def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
-    """ClientApp whose settings are ``run_config`` updated with ``overrides``."""
-    app = ClientApp(mods=[secagg_route_mod, make_ckks_mod(overrides),
+    """ClientApp whose settings are ``run_config`` updated with ``overrides``; the organization's
+    policy mod is outermost (:mod:`gt_secure.app.policy_mod`)."""
+    app = ClientApp(mods=[make_policy_mod(overrides), secagg_route_mod, make_ckks_mod(overrides),
                           make_update_guard(overrides)])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         payload = local_update(msg, context, cfg)
-        return Message(write_reply(payload, secagg=is_secagg(msg.content)), reply_to=msg)
+        secagg = cfg.aggregation == "secagg"  # the accepted protocol decides, not the message
+        return Message(write_reply(payload, secagg=secagg), reply_to=msg)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:

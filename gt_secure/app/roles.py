@@ -13,10 +13,11 @@ Organization-local state (``node_config``, all optional): ``state-dir`` (default
 Ed25519 ledger key ``<org>.key.pem`` (created on first use; ``<org>.pub.pem`` goes to the
 auditor), the data-fingerprint salt and ``releases/<release-id>.safetensors`` (every vector it
 sent, matching the ledger's ``update_vector_hash``) and ``adapters/`` (the LLM adapters the
-provider delivered); ``budget-epsilon`` (default 100.0) is the organization's total epsilon per
-protected privacy unit; ``num-texts`` (default 512, the shipped train split) is how many of its
-training texts a round uses; ``eval-texts`` (default 32) how many validation texts score a
-delivered adapter.
+provider delivered) and ``policy.toml``, the organization's own policy
+(:mod:`gt_secure.organization.policy`: accepted protocols, limits and budget per privacy unit;
+``policy-file`` names another file; no policy, no release); ``num-texts`` (default 512, the
+shipped train split) is how many of its training texts a round uses; ``eval-texts`` (default
+32) how many validation texts score a delivered adapter.
 """
 
 from __future__ import annotations
@@ -45,15 +46,13 @@ def expected_layout() -> Layout:
     return Layout.of(lora_layout())
 
 
-def release_config(cfg: Resolved, budget: float, steps: int) -> Any:
-    """ReleaseConfig from the protocol spec: DP-SGD (example level) when the spec has it, else a
-    plain fine-tune; clip + vector noise (organization level) when ``cfg.noise_multiplier > 0``,
-    else clip only. An unprotected unit gets budget ``inf`` (and no ledger entry)."""
+def mechanism_configs(cfg: Resolved, steps: int) -> tuple[Any, Any]:
+    """``(DpSgdConfig | None, VectorDpConfig | None)`` this run asks for: DP-SGD (example level)
+    when the protocol spec has it; clip + vector noise (organization level) when
+    ``cfg.noise_multiplier > 0``."""
     from gt_secure.organization.dp_sgd import DpSgdConfig
-    from gt_secure.organization.release import PrivacyBudget, ReleaseConfig
     from gt_secure.organization.vector_dp import VectorDpConfig
     from gt_secure.protocols import load_protocol
-    from gt_secure.update.finetune import FinetuneConfig
 
     spec = load_protocol(cfg.app.protocol)
     example = spec.dp.example if spec.dp is not None else None
@@ -65,11 +64,27 @@ def release_config(cfg: Resolved, budget: float, steps: int) -> Any:
     vector = None
     if cfg.noise_multiplier > 0:
         vector = VectorDpConfig(clip_norm=cfg.clip_norm, noise_multiplier=cfg.noise_multiplier)
+    return dp_sgd, vector
+
+
+def release_config(cfg: Resolved, budget: tuple[float, float], steps: int) -> Any:
+    """ReleaseConfig of :func:`mechanism_configs` (a plain fine-tune without DP-SGD; clip only
+    without vector noise) with the organization's ``(example, organization)`` budget; an
+    unprotected unit gets budget ``inf`` (and no ledger entry)."""
+    from gt_secure.organization.release import PrivacyBudget, ReleaseConfig
+    from gt_secure.update.finetune import FinetuneConfig
+
+    dp_sgd, vector = mechanism_configs(cfg, steps)
     return ReleaseConfig(
-        budget=PrivacyBudget(example=budget if dp_sgd else math.inf,
-                             organization=budget if vector else math.inf),
+        budget=PrivacyBudget(example=budget[0] if dp_sgd else math.inf,
+                             organization=budget[1] if vector else math.inf),
         dp_sgd=dp_sgd, vector_dp=vector, clip_norm=None if vector else cfg.clip_norm,
         plain=FinetuneConfig(steps=steps))
+
+
+def num_texts(cfg: Resolved, node_config: Mapping[str, Any]) -> int:
+    """Training texts per round: the run's ``num-texts``, else the node's, else 512."""
+    return cfg.app.num_texts or int(node_config.get("num-texts", 512))
 
 
 def state_dir(org_id: str, node_config: Mapping[str, Any]) -> Path:
@@ -99,26 +114,39 @@ def release_id_of(org_id: str, run_id: int, round_idx: int) -> str:
 
 
 def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str, run_id: int,
-                      round_idx: int, start: np.ndarray) -> tuple[np.ndarray, Layout, str]:
-    """One organization release: (update flat, wire layout, ledger entries as JSON)."""
+                      round_idx: int, start: np.ndarray,
+                      budget: tuple[float, float]) -> tuple[np.ndarray, Layout, str]:
+    """One organization release: (update flat, wire layout, ledger entries as JSON).
+
+    ``budget`` is the organization's ``(example, organization)`` epsilon budget from its policy
+    (:func:`gt_secure.app.policy_mod.enforce_policy` has accepted the request). Under SecAgg+
+    and CKKS the entries that travel with the update carry a salted commitment, not the
+    vector's SHA-256 (:mod:`gt_secure.organization.commitment`); the organization keeps the
+    SHA-256 and the opening key in ``releases/<release-id>.json``."""
     from gt_secure.data.organizations import org_texts
+    from gt_secure.organization.commitment import load_or_create_secret, release_key
     from gt_secure.organization.release import prepare_release
 
     layout = lora_layout()
     state, ledger, key, salt = _state(org_id, node_config)
-    n_texts = cfg.app.num_texts or int(node_config.get("num-texts", 512))
-    texts = org_texts(org_id, "train", n_texts)
-    budget = float(node_config.get("budget-epsilon", 100.0))
-    ledger.ensure(owner=org_id, budget={"example": budget, "organization": budget},
+    ledger.ensure(owner=org_id, budget={"example": budget[0], "organization": budget[1]},
                   signing_key=key)  # the header's budget is written once, on first use
+    texts = org_texts(org_id, "train", num_texts(cfg, node_config))
     start_vec = UpdateVector(layout, start.astype(np.float32)) if np.any(start) else None
     config = release_config(cfg, budget, cfg.app.local_steps)
     release_id = release_id_of(org_id, run_id, round_idx)
+    commit_key = None
+    if cfg.aggregation in ("secagg", "ckks"):  # masked or encrypted: no per-org fingerprint
+        commit_key = release_key(load_or_create_secret(state), release_id)
     release = prepare_release(org_id, texts, config, ledger, key, salt=salt,
-                              release_id=release_id, round=round_idx, start=start_vec)
+                              release_id=release_id, round=round_idx, start=start_vec,
+                              commit_key=commit_key)
     update = release.update
     (state / "releases").mkdir(exist_ok=True)
     update.save(state / "releases" / f"{release_id}.safetensors")
+    local = {"update_vector_hash": update.content_hash(),
+             "commitment_key": None if commit_key is None else commit_key.hex()}
+    (state / "releases" / f"{release_id}.json").write_text(json.dumps(local, indent=2))
     entries = json.dumps([json.loads(e.model_dump_json()) for e in release.entries])
     return update.flat.astype(np.float32), Layout.of(layout), entries
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from gt_secure import __version__
 
 COMMAND_MODULES = ("demo", "pretrain", "provider", "ledger", "audit", "protocol", "deploy",
-                   "bench")
+                   "bench", "organization")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 

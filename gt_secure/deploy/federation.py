@@ -125,11 +125,18 @@ class Federation:
                 "--host", self.host, "--port", str(free_port(self.host))]
         return self._start(f"supernode-{org_id}", args, f"node-{org_id}")
 
-    def join(self, org_ids: Sequence[str]) -> dict[str, tuple[int, ManagedProcess]]:
+    def join(self, org_ids: Sequence[str],
+             policy: Any = None) -> dict[str, tuple[int, ManagedProcess]]:
         """For each organization: a new key, registered with the SuperLink, and its SuperNode
-        started; ``{org_id: (node_id, process)}``."""
+        started; ``{org_id: (node_id, process)}``. ``policy`` (an
+        :class:`~gt_secure.organization.policy.OrganizationPolicy`) is written as each
+        organization's ``policy.toml`` first; without a policy a node refuses every request."""
+        from gt_secure.organization.policy import POLICY_FILE, write_policy
+
         joined: dict[str, tuple[int, ManagedProcess]] = {}
         for org in org_ids:
+            if policy is not None:
+                write_policy(policy, self.work_dir / "state" / org / POLICY_FILE)
             key = self.new_node_key(org)
             joined[org] = (self.register(key), self.start_supernode(org, key))
         return joined

@@ -11,12 +11,16 @@ that the results equal those of the real ``opacus.accountants`` classes.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 _PACKAGE = "_gt_secure_opacus_accountants"
 
@@ -57,3 +61,29 @@ def accountant_classes() -> tuple[type[Any], type[Any]]:
 
         return RDPAccountant, PRVAccountant
     return light_classes()
+
+
+@functools.lru_cache(maxsize=1024)
+def _rdp_one_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
+    rdp_class, _ = light_classes()
+    analysis = sys.modules[f"{_PACKAGE}.analysis.rdp"]
+    result = analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
+                                  orders=rdp_class.DEFAULT_ALPHAS)
+    result.setflags(write=False)
+    return result
+
+
+def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """``RDPAccountant.get_epsilon(delta)`` for ``history`` (noise, rate, steps), bit for bit.
+
+    Opacus computes each entry's RDP vector at ``steps`` as the one-step vector times
+    ``steps``; the one-step vector is cached here, so a ledger whose releases repeat one
+    (noise, rate) pays for it once instead of once per release."""
+    rdp_class, _ = light_classes()
+    if not history:
+        return 0.0
+    analysis = sys.modules[f"{_PACKAGE}.analysis.rdp"]
+    rdp = sum([_rdp_one_step(noise, rate) * steps for noise, rate, steps in history])
+    epsilon, _ = analysis.get_privacy_spent(orders=rdp_class.DEFAULT_ALPHAS, rdp=rdp,
+                                            delta=delta)
+    return float(epsilon)

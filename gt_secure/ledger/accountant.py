@@ -155,15 +155,14 @@ def _history(mechanisms: Sequence[Mechanism]) -> History | None:
 
 @functools.lru_cache(maxsize=4096)
 def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
-    from gt_secure.ledger._opacus_light import accountant_classes  # Opacus's code, no torch
+    from gt_secure.ledger._opacus_light import accountant_classes, rdp_epsilon  # no torch
 
-    rdp_class, prv_class = accountant_classes()
     if accountant == "rdp":
-        acc = rdp_class()
-    elif accountant == "prv":
-        acc = prv_class()
-    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return rdp_epsilon(history, delta)
+    if accountant != "prv":
         raise InvalidFieldError("accountant", accountant, "one of 'rdp', 'prv'")
+    acc = accountant_classes()[1]()
     acc.history = list(history)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(acc.get_epsilon(delta=delta))

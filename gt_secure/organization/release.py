@@ -37,6 +37,7 @@ from gt_secure.ledger.budget import check_budget
 from gt_secure.ledger.entry import LedgerEntry, Name, data_fingerprint
 from gt_secure.ledger.store import Ledger
 from gt_secure.models.loading import load_base
+from gt_secure.organization.commitment import commit
 from gt_secure.organization.dp_sgd import DpSgdConfig, plan_dp_sgd, train_dp_sgd_texts
 from gt_secure.organization.vector_dp import VectorDpConfig, clip_l2, privatize_update
 from gt_secure.update.finetune import FinetuneConfig, finetune_lora
@@ -162,12 +163,16 @@ def _delta_accountant(cfg: ReleaseConfig, unit: Unit) -> tuple[float, Accountant
 def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledger: Ledger,
                     signing_key: Ed25519PrivateKey, *, salt: bytes, release_id: str,
                     round: int | None = None, start: UpdateVector | None = None,
-                    vector_generator: np.random.Generator | None = None) -> Release:
+                    vector_generator: np.random.Generator | None = None,
+                    commit_key: bytes | None = None) -> Release:
     """Plan and budget-check, train (DP-SGD or plain), add vector noise, record, return.
 
     ``start`` (an update of the same layout) is applied before training and the released update
     is the change from it (multi-round). ``salt`` (>= 16 bytes, kept by the organization) keys
     the data fingerprint. ``vector_generator`` is used only by non-secure vector noise.
+    ``commit_key`` (masked or encrypted aggregation): the entries' ``update_vector_hash`` is the
+    salted commitment :func:`~gt_secure.organization.commitment.commit` instead of the plain
+    SHA-256, so the entry that travels with the update cannot confirm a guessed vector.
     """
     plan = plan_release(org_id, len(texts), cfg, ledger, release_id)
     fingerprint = data_fingerprint(texts, salt)  # validates the salt before training
@@ -194,6 +199,7 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
         update = noised.update
     elif cfg.clip_norm is not None:
         update = UpdateVector(layout, clip_l2(update.flat, cfg.clip_norm))
+    vector_hash = update.content_hash() if commit_key is None else commit(commit_key, update)
     entries = []
     for unit in UNITS:
         if plan.mechanisms[unit]:
@@ -202,7 +208,7 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
                 org_id=org_id, release_id=release_id, mechanisms=plan.mechanisms[unit],
                 delta=delta,
                 base_model_hash=layout.base_model_hash,
-                update_vector_hash=update.content_hash(), data_fingerprint=fingerprint,
+                update_vector_hash=vector_hash, data_fingerprint=fingerprint,
                 signing_key=signing_key, accountant=accountant,
                 round=round))
     epsilon = {unit: _epsilon(cfg, unit, plan.mechanisms[unit]) for unit in UNITS}

@@ -24,6 +24,7 @@ from gt_secure.app.client_app import local_update, receive
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import UpdatePayload, is_secagg, read_request, write_reply
 from gt_secure.app.mods import expected_for, make_update_guard, secagg_route_mod
+from gt_secure.app.policy_mod import make_policy_mod
 
 Faults = Mapping[tuple[str, int], str]
 GUARDED = {"guarded-norm"}
@@ -61,7 +62,8 @@ def make_faulty_client_app(overrides: Mapping[str, Any], faults: Faults) -> Clie
                 return call_next(msg, ctxt)
         return guard(msg, ctxt, call_next)
 
-    app = ClientApp(mods=[secagg_route_mod, make_ckks_mod(overrides), selective_guard])
+    app = ClientApp(mods=[make_policy_mod(overrides), secagg_route_mod, make_ckks_mod(overrides),
+                          selective_guard])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:

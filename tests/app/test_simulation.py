@@ -19,6 +19,9 @@ from flwr.simulation import run_simulation
 
 from gt_secure.app.roles import release_id_of
 from gt_secure.app.server_app import make_server_app
+from gt_secure.data.organizations import ORGANIZATIONS
+from gt_secure.ledger.store import Ledger
+from gt_secure.organization.policy import policy_for, write_policy
 from gt_secure.update import UpdateVector
 from tests.app.faulty_app import Faults, make_faulty_client_app
 
@@ -37,6 +40,9 @@ def _ray_workers_import_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def simulate(tmp_path: Path, overrides: dict[str, Any], faults: Faults,
              num_nodes: int = 3) -> dict[str, Any]:
     out = tmp_path / "out"
+    policy = policy_for(overrides["protocol"], budget_epsilon=10.0, min_organizations=2)
+    for org in ORGANIZATIONS:  # each organization accepts exactly this protocol, from 2 orgs on
+        write_policy(policy, tmp_path / "orgs" / org / "policy.toml")
     overrides = {"local-steps": 2, "num-texts": 64} | overrides | {"output-dir": str(out),
                                                                   "round-timeout": 300.0}
     run_simulation(make_server_app(overrides), make_faulty_client_app(overrides, faults),
@@ -60,6 +66,11 @@ def sent_mean(tmp_path: Path, summary: dict[str, Any], orgs: list[str],
                                   f"{release_id_of(org, summary['run_id'], round_idx)}"
                                   ".safetensors").flat for org in orgs]
     return np.mean(np.stack(releases).astype(np.float64), axis=0)
+
+
+def ledger_units(tmp_path: Path, org: str) -> list[str]:
+    """Privacy unit of each release entry in ``org``'s ledger (its header excluded)."""
+    return [str(e.unit) for e in Ledger(tmp_path / "orgs" / org / "ledger.jsonl").entries()]
 
 
 def rejected(record: dict[str, Any]) -> dict[str, str]:
@@ -98,17 +109,17 @@ def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
         got = global_after(tmp_path, record["round"])
         np.testing.assert_allclose(got, expected.astype(np.float32), rtol=0, atol=1e-7)
         assert 0 < record["mean_l2_norm"] <= 1.0 + 1e-5
-    assert not any((tmp_path / "orgs").glob("*/ledger.jsonl"))
+    assert not any(ledger_units(tmp_path, org) for org in ("bank", "hospital", "law"))
 
 
 def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: Path) -> None:
-    # Prepare: 3 organizations, DP-SGD (the spec's example-level DP) without vector noise,
-    # SecAgg+ with a majority threshold (one dropout tolerated).
+    # Prepare: 3 organizations, dp-sgd-secagg (DP-SGD without vector noise), SecAgg+ with a
+    # majority threshold (one dropout tolerated; the organizations accept sums of >= 2).
     # Round 1: law dies after the key exchange. Round 2: bank's own guard refuses its
     # over-norm update. Round 3: hospital bypasses its guard with a foreign base-model hash and
     # the provider screens it out of the sum on the plaintext metadata.
-    overrides = {"protocol": "dp-secagg", "num-rounds": 3, "min-orgs": 3, "clip-norm": 1.0,
-                 "noise-multiplier": 0.0, "secagg-params": "auto"}
+    overrides = {"protocol": "dp-sgd-secagg", "num-rounds": 3, "min-orgs": 3,
+                 "secagg-params": "auto"}
     faults = {("law", 1): "crash", ("bank", 2): "guarded-norm", ("hospital", 3): "base-hash"}
 
     # Execute
@@ -134,5 +145,4 @@ def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: 
         assert float(np.max(np.abs(exact))) > 100 * bound  # the check is not vacuous
     # Assert: each organization's ledger holds one DP-SGD entry per release it made.
     for org in ("bank", "hospital", "law"):
-        lines = (tmp_path / "orgs" / org / "ledger.jsonl").read_text().splitlines()
-        assert {json.loads(line)["unit"] for line in lines} == {"example"}
+        assert set(ledger_units(tmp_path, org)) == {"example"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gt_secure.deploy.federation import Federation
+from gt_secure.organization.policy import policy_for
 
 REPO = Path(__file__).resolve().parents[2]
 ORGS = ("hospital", "bank", "law")
@@ -34,7 +35,7 @@ def test_tls_authenticated_federation_runs_the_app(federation: Federation,
     # Prepare: the provider starts the SuperLink and registers the organizations' public keys.
     started = time.monotonic()
     federation.start_superlink(enable_auth=True)
-    joined = federation.join(ORGS)
+    joined = federation.join(ORGS, policy_for("dp-ckks", budget_epsilon=10.0))
     rogue = federation.start_supernode("rogue", federation.new_node_key("rogue"))
 
     # Assert: the SuperNode whose key was never registered is refused.
@@ -87,7 +88,9 @@ def test_secagg_round_survives_a_supernode_killed_mid_round(federation: Federati
     # Prepare: an authenticated TLS federation of the three organizations.
     started = time.monotonic()
     federation.start_superlink(enable_auth=True)
-    joined = federation.join(ORGS)
+    # each organization accepts dp-secagg sums of >= 2 organizations (the majority threshold)
+    joined = federation.join(ORGS, policy_for("dp-secagg", budget_epsilon=10.0,
+                                              min_organizations=2))
     assert len(federation.wait_online(len(ORGS), timeout=300)) == len(ORGS)
 
     # Execute: dp-secagg with a majority threshold (2 of 3). SecAgg+ sends law three train

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from gt_secure.ledger._opacus_light import light_classes
+from gt_secure.ledger._opacus_light import light_classes, rdp_epsilon
 
 STEP = st.tuples(st.floats(0.5, 5.0), st.floats(0.001, 1.0), st.integers(1, 500))
 
@@ -21,6 +21,8 @@ def test_light_rdp_equals_opacus(history: list[tuple[float, float, int]], delta:
     light, real = light_rdp(), RDPAccountant()
     light.history = real.history = list(history)
     assert light.get_epsilon(delta) == real.get_epsilon(delta)
+    assert rdp_epsilon(history, delta) == real.get_epsilon(delta)  # cached one-step RDP
+    assert rdp_epsilon(history, delta) == real.get_epsilon(delta)  # ... and again, from cache
 
 
 @settings(max_examples=5, deadline=None)
