@@ -1,129 +1,135 @@
-"""The utility benchmark behind ``bench/utility.py`` and ``gt-secure bench utility``."""
+"""The utility benchmark behind ``bench/utility.py``: translators vs baselines, PGR, gates."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from gt_secure.provider.baselines import MeanUpdate, RidgeMap
-from gt_secure.provider.build import compare_on_pairs
-from gt_secure.provider.shadow import ShadowConfig, generate_shadow_pairs
-from gt_secure.provider.training import TrainConfig, train_translator
-from gt_secure.provider.utility import Score, Translate, UtilityConfig, evaluate_org, pgr_table
-
-METHOD_ORDER = (
-    "base_tinylm",
-    "tinylm_finetuned",
-    "base_llm",
-    "mean_update",
-    "ridge",
-    "distillation",
-    "grad_transformer",
-    "llm_finetuned",
+from gt_secure.data.families import ORG_STYLES
+from gt_secure.provider.baselines import FamilyMean, KnnMap, MeanUpdate, RidgeMap
+from gt_secure.provider.shadow import ShadowConfig, eps_key, generate_shadow_set
+from gt_secure.provider.shadow_plan import FAMILY_INDEX
+from gt_secure.provider.training import TrainConfig, Translator, train_translator
+from gt_secure.provider.utility import (
+    Evaluator,
+    Score,
+    Translate,
+    UtilityConfig,
+    evaluate_multi,
+    evaluate_single,
+    pgr_rows,
+    public_finetunes,
 )
 
+METHOD_ORDER = ("base_llm", "tinylm_finetuned", "global_mean", "family_mean", "knn", "ridge",
+                "grad_transformer", "distillation", "public_finetune", "llm_finetuned")
+BASELINES = ("global_mean", "family_mean", "public_finetune", "distillation")
 
-def run_utility_benchmark(
-    shadow: ShadowConfig,
-    train: TrainConfig,
-    utility: UtilityConfig,
-    cache: Path,
-    out_dir: Path,
-    console: Console | None = None,
-) -> dict:
-    console = console or Console()
+
+def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: UtilityConfig,
+                          cache: Path, out_dir: Path, console: Console | None = None,
+                          epsilons: tuple[float, ...] = (math.inf, 8.0, 1.0),
+                          translator_dir: Path | None = None) -> dict:
+    """Generate shadow pairs, fit every translator per epsilon, score them; write the results."""
+    console = console or Console(width=160)
     start = time.time()
-    pairs = generate_shadow_pairs(shadow, cache)
-    console.print(
-        f"shadow pairs: {len(pairs.tiny)} from {shadow.subsets} subsets "
-        f"({time.time() - start:.0f}s)"
-    )
-    held_out = compare_on_pairs(pairs, train)
-    _print_pairs(console, held_out)
-    translator, _ = train_translator(pairs, train)
-    methods: dict[str, Translate] = {
-        "mean_update": MeanUpdate(pairs).translate,
-        "ridge": RidgeMap(pairs).translate,
-        "grad_transformer": translator.translate,
-    }
+    shadow_set = generate_shadow_set(shadow, cache, log=True)
+    timings = {"shadow_s": time.time() - start}
+    console.print(f"shadow set: K={shadow.subsets} ({timings['shadow_s']:.0f} s)")
+    ev = Evaluator(utility, shadow)
+    public = public_finetunes(ev)
     scores: list[Score] = []
-    for org in utility.orgs:
-        for seed in utility.seeds:
-            scores += evaluate_org(org, seed, methods, utility)
-            console.print(f"evaluated {org} seed {seed} ({time.time() - start:.0f}s)")
-    table = pgr_table(scores)
-    _print_pgr(console, table, utility)
+    held_out: dict[str, dict[str, float]] = {}
+    for eps in epsilons:
+        pairs = shadow_set.pairs(eps)
+        train_pairs, _ = pairs.split()
+        t0 = time.time()
+        translator, metrics = train_translator(pairs, train)
+        held_out[eps_key(eps)] = metrics | {"train_s": time.time() - t0}
+        console.print(f"eps={eps_key(eps)}: translator {metrics}")
+        if translator_dir is not None and math.isinf(eps):
+            translator.save(translator_dir, metrics, {"shadow": shadow.model_dump(mode="json"),
+                                                      "train": train.model_dump(mode="json")})
+        methods = _methods(train_pairs, translator)
+        oracles = {org: FamilyMean(train_pairs, FAMILY_INDEX[ORG_STYLES[org].family]).translate
+                   for org in (*utility.orgs, *utility.stretch_orgs)}
+        scores += evaluate_single(ev, methods, eps, public, oracles)
+        scores += evaluate_multi(ev, methods, eps)
+        console.print(f"eps={eps_key(eps)} evaluated ({time.time() - start:.0f} s)")
+    rows = pgr_rows(scores)
+    result = {"shadow": shadow.model_dump(mode="json"), "train": train.model_dump(mode="json"),
+              "utility": utility.model_dump(mode="json"), "held_out_pairs": held_out,
+              "rows": rows, "baselines": list(BASELINES), "gates": gates(rows),
+              "scores": [s.model_dump() for s in scores], "seconds": time.time() - start}
+    print_rows(console, rows)
+    print_gates(console, result["gates"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = {
-        "shadow": shadow.model_dump(mode="json"),
-        "train": train.model_dump(mode="json"),
-        "utility": utility.model_dump(mode="json"),
-        "held_out_pairs": held_out,
-        "pgr": table,
-        "scores": [s.model_dump() for s in scores],
-        "seconds": time.time() - start,
-    }
-    (out_dir / "utility.json").write_text(json.dumps(result, indent=2))
-    _plot(table, out_dir / "utility.png")
+    (out_dir / "utility.json").write_text(json.dumps(result, indent=2, default=str))
     return result
 
 
-def _print_pairs(console: Console, held_out: dict[str, dict[str, float]]) -> None:
-    t = Table(title="Held-out shadow subsets: predicted vs true LLM update")
-    t.add_column("method")
-    t.add_column("relative L2 error", justify="right")
-    t.add_column("cosine", justify="right")
-    for method, m in held_out.items():
-        t.add_row(method, f"{m['val_relative_error']:.3f}", f"{m['val_cosine']:.3f}")
-    console.print(t)
+def _methods(pairs, translator: Translator) -> dict[str, Translate]:  # type: ignore[no-untyped-def]
+    return {"global_mean": MeanUpdate(pairs).translate, "knn": KnnMap(pairs).translate,
+            "ridge": RidgeMap(pairs).translate, "grad_transformer": translator.translate}
 
 
-def _print_pgr(console: Console, table: dict[str, dict[str, float]], cfg: UtilityConfig) -> None:
-    t = Table(
-        title=f"PGR on held-out organization domains {list(cfg.orgs)}, "
-        f"{len(cfg.seeds)} seeds (mean ± std)"
-    )
-    for col in ("method", "perplexity", "PGR (LM)", "accuracy", "PGR (accuracy)"):
-        t.add_column(col, justify="right" if col != "method" else "left")
-    for method in METHOD_ORDER:
-        if method not in table:
-            continue
-        m = table[method]
-        t.add_row(
-            method,
-            f"{m['ppl_mean']:.1f} ± {m['ppl_std']:.1f}",
-            f"{m['pgr_lm_mean']:.3f} ± {m['pgr_lm_std']:.3f}",
-            f"{m['acc_mean']:.3f} ± {m['acc_std']:.3f}",
-            f"{m['pgr_acc_mean']:.3f} ± {m['pgr_acc_std']:.3f}",
-        )
-    console.print(t)
+def _row(rows: list[dict], method: str, eps: float, setting: str) -> dict | None:
+    for r in rows:
+        if r["method"] == method and r["epsilon"] == eps and r["setting"] == setting:
+            return r
+    return None
 
 
-def _plot(table: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib
+def gates(rows: list[dict]) -> list[dict]:
+    """The issue's targets, each with the measured value and pass/fail."""
+    out = []
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def pgr(method: str, eps: float, setting: str = "single") -> float:
+        r = _row(rows, method, eps, setting)
+        return r["pgr_mean"] if r else float("nan")
 
-    methods = [m for m in METHOD_ORDER if m in table]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    x = range(len(methods))
-    for offset, key, label in ((-0.2, "pgr_lm", "PGR (LM)"), (0.2, "pgr_acc", "PGR (accuracy)")):
-        ax.bar(
-            [i + offset for i in x],
-            [table[m][f"{key}_mean"] for m in methods],
-            width=0.4,
-            yerr=[table[m][f"{key}_std"] for m in methods],
-            label=label,
-        )
-    ax.set_xticks(list(x), methods, rotation=30, ha="right")
-    ax.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
-    ax.set_ylabel("PGR")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    inf = math.inf
+    best = float(np.nanmax([pgr(b, inf) for b in BASELINES]))
+    gt = pgr("grad_transformer", inf)
+    checks = [  # (target, value, threshold, at most?)
+        ("single eps=inf GT PGR >= 0.9", gt, 0.9, False),
+        ("single eps=inf GT - best baseline >= 0.2", gt - best, 0.2, False),
+        ("single eps=8 GT PGR >= 0.8", pgr("grad_transformer", 8.0), 0.8, False),
+        ("single eps=1 GT PGR >= 0.6", pgr("grad_transformer", 1.0), 0.6, False),
+        ("multi eps=inf GT PGR >= 0.8", pgr("grad_transformer", inf, "multi"), 0.8, False),
+        ("public same-family fine-tune PGR <= 0.6", pgr("public_finetune", inf), 0.6, True),
+        ("GT - ridge >= -0.02 (eps=inf)", gt - pgr("ridge", inf), -0.02, False),
+        ("GT - ridge >= -0.02 (multi, eps=inf)", pgr("grad_transformer", inf, "multi")
+         - pgr("ridge", inf, "multi"), -0.02, False),
+    ]
+    for name, value, threshold, at_most in checks:
+        passed = value <= threshold if at_most else value >= threshold
+        out.append({"target": name, "value": value, "threshold": threshold,
+                    "passed": bool(passed)})
+    return out
+
+
+def print_rows(console: Console, rows: list[dict]) -> None:
+    for setting in ("single", "multi", "stretch"):
+        t = Table(title=f"PGR ({setting}; mean ± std over organizations x seeds)")
+        for col in ("method", "epsilon", "PGR", "perplexity per organization"):
+            t.add_column(col)
+        order = {m: i for i, m in enumerate(METHOD_ORDER)}
+        for r in sorted((r for r in rows if r["setting"] == setting),
+                        key=lambda r: (-r["epsilon"], order.get(r["method"], 99))):
+            ppl = ", ".join(f"{o} {v:.1f}" for o, v in r["perplexity"].items())
+            t.add_row(r["method"], eps_key(r["epsilon"]),
+                      f"{r['pgr_mean']:.3f} ± {r['pgr_std']:.3f}", ppl)
+        console.print(t)
+
+
+def print_gates(console: Console, checks: list[dict]) -> None:
+    for c in checks:
+        mark = "PASS" if c["passed"] else "FAIL"
+        console.print(f"{mark}  {c['target']}: {c['value']:.3f}")

@@ -35,7 +35,9 @@ def distill(
     student.train()
     for _step in range(cfg.steps):
         idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
-        ids, mask = data["input_ids"][idx], data["attention_mask"][idx]  # (B, T)
+        device = next(student.parameters()).device
+        ids = data["input_ids"][idx].to(device)  # (B, T)
+        mask = data["attention_mask"][idx].to(device)
         with torch.no_grad():
             t_logp = torch.log_softmax(
                 teacher(input_ids=ids, attention_mask=mask).logits / temperature, dim=-1

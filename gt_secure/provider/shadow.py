@@ -1,205 +1,191 @@
 """Shadow pairs: (TinyLM update, LLM update) from LoRA fine-tunes on public shadow subsets.
 
-Each shadow subset is a seeded mixture of public domains. Both bases are LoRA-tuned on it from
-their fixed LoRA init with the same batch order; after ``first_checkpoint`` steps every
-``checkpoint_every`` steps a pair of update vectors is recorded (several post-convergence
-checkpoints per subset, as in the paper). Optionally a DP-noised copy of each TinyLM update
-(clip + Gaussian, the organizations' own mechanism) is paired with the same LLM update.
+Both bases are LoRA-tuned on every subset (:mod:`gt_secure.provider.shadow_plan`) from their
+seeded LoRA init with the same batch draws, all subsets at once (:mod:`gt_secure.update.batched`,
+on the GPU when present); late checkpoints give several pairs per subset. For each epsilon in
+``ShadowConfig.epsilons`` the TinyLM is also trained with example-level DP-SGD at the
+organizations' sampling rate (noise from Opacus's RDP accountant), paired with the same LLM
+update (the paper's DP shadow regime). Multi-organization pairs take the mean of a group's TinyLM
+updates (what secure aggregation delivers; exact under FFA-LoRA) and the LLM tuned on the union
+of the group's records.
 
-Pairs are cached one file per subset (``subset-0000.safetensors``, ...) with a manifest, so
-generation resumes.
+The set is cached in one safetensors file under a key that hashes the configuration, the data
+generators' source, the shipped corpora and both base checkpoints; the file's SHA-256 is checked
+against the manifest on every load.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
+import math
 from pathlib import Path
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
-from rich.progress import Progress
 from safetensors.numpy import load_file, save_file
 
-from gt_secure.data.shadow import random_domain_weights, shadow_subset
-from gt_secure.organization.vector_dp import clip_l2
-from gt_secure.provider.adapter import fresh_lora
-from gt_secure.update import (
-    FinetuneConfig,
-    LoraSpec,
-    UpdateLayout,
-    UpdateVector,
-    finetune_lora,
-    lora_state,
-)
+from gt_secure.data import corpora, families
+from gt_secure.errors import InvalidFieldError
+from gt_secure.provider import shadow_plan
+from gt_secure.provider.pairs import ShadowPairs
+from gt_secure.provider.shadow_plan import plan_groups, plan_subsets, subset_texts
+from gt_secure.update import FinetuneConfig, LoraSpec, UpdateLayout, UpdateVector
+
+__all__ = ["ShadowConfig", "ShadowPairs", "ShadowSet", "generate_shadow_set", "dp_noise"]
 
 
 class ShadowConfig(BaseModel):
-    """How shadow pairs are generated; its hash names the cache directory."""
+    """How shadow pairs are generated; with the data fingerprint it names the cache."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    subsets: int = Field(24, ge=2)  # K
-    subset_size: int = Field(256, ge=8)
-    steps: int = Field(16, ge=1)
-    first_checkpoint: int = Field(8, ge=1)
-    checkpoint_every: int = Field(2, ge=1)
-    # Large batches and a moderate lr: Adam's raw-factor updates are then far more reproducible
-    # (cosine of two seeds on the same data 0.53 vs 0.24 at batch 16, lr 1e-2; docs/benchmarks.md).
+    subsets: int = Field(300, ge=4)  # K
+    subset_size: int = Field(1024, ge=8)
+    steps: int = Field(32, ge=1)
+    checkpoints: tuple[int, ...] = (24, 28, 32)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(3e-3, gt=0)
-    max_length: int = Field(64, ge=8)
-    dp_noise_multipliers: tuple[float, ...] = ()  # vector-DP noised TinyLM copies
-    dp_clip_norm: float = Field(1.0, gt=0)
-    lora: LoraSpec = LoraSpec()
+    max_length: int = Field(112, ge=8)
+    groups: int = Field(100, ge=0)  # multi-organization groups
+    group_size: int = Field(3, ge=2)
+    epsilons: tuple[float, ...] = (8.0, 1.0)  # DP-SGD TinyLM copies (delta below)
+    delta: float = 1e-5
+    clip_norm: float = Field(1.0, gt=0)
+    lora: LoraSpec = LoraSpec(freeze_a=True)
     seed: int = 0
 
-    def checkpoints(self) -> list[int]:
-        return list(range(self.first_checkpoint, self.steps + 1, self.checkpoint_every))
+    def finetune(self, seed: int = 0) -> FinetuneConfig:
+        return FinetuneConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                              seed=seed, max_length=self.max_length)
 
-    def config_hash(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+    def cache_key(self) -> str:
+        digest = hashlib.sha256(self.model_dump_json().encode())
+        for source in (families.__file__, shadow_plan.__file__):
+            digest.update(Path(source).read_bytes())
+        for name in corpora.CORPUS_NAMES:
+            digest.update((corpora.CORPORA_DIR / f"{name}.txt.gz").read_bytes())
+        from gt_secure.models.loading import base_model_hash
+
+        for base in ("tinylm", "llm"):
+            digest.update(base_model_hash(base).encode())
+        return digest.hexdigest()[:16]
 
 
-class ShadowPairs(BaseModel):
-    """All pairs as per-layer tokens: tiny (P, L_tiny, d_tiny), llm (P, L_llm, d_llm)."""
+def dp_noise(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+    """DP-SGD noise multiplier for (epsilon, delta) after ``steps`` at ``sample_rate`` (RDP)."""
+    from opacus.accountants.utils import get_noise_multiplier
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
+                                      sample_rate=sample_rate, steps=steps, accountant="rdp"))
 
-    tiny: np.ndarray
-    llm: np.ndarray
-    subset: np.ndarray  # (P,) shadow subset id of each pair (split by subset, never by pair)
-    tiny_layout: UpdateLayout
-    llm_layout: UpdateLayout
 
-    def save(self, path: Path) -> None:
-        """One safetensors file; both layouts ride in its metadata (no pickle)."""
-        save_file(
-            {
-                "tiny": self.tiny.astype(np.float32),
-                "llm": self.llm.astype(np.float32),
-                "subset": self.subset.astype(np.int64),
-            },
-            str(path),
-            metadata={
-                "tiny_layout": self.tiny_layout.model_dump_json(),
-                "llm_layout": self.llm_layout.model_dump_json(),
-            },
-        )
+def eps_key(epsilon: float) -> str:
+    return "inf" if math.isinf(epsilon) else f"{epsilon:g}"
 
-    @classmethod
-    def load(cls, path: Path) -> ShadowPairs:
-        from safetensors import safe_open
 
-        with safe_open(str(path), framework="numpy") as fh:
-            meta = fh.metadata() or {}
-        arrays = load_file(str(path))
-        return cls(
-            tiny=arrays["tiny"],
-            llm=arrays["llm"],
-            subset=arrays["subset"],
-            tiny_layout=UpdateLayout.model_validate_json(meta["tiny_layout"]),
-            llm_layout=UpdateLayout.model_validate_json(meta["llm_layout"]),
-        )
+class ShadowSet:
+    """Raw updates: llm (K+G, C, D_llm); tiny[eps] (K, C, D_tiny); plans and groups."""
 
-    def select(self, mask: np.ndarray) -> ShadowPairs:
+    def __init__(self, cfg: ShadowConfig, llm: np.ndarray, tiny: dict[str, np.ndarray],
+                 tiny_layout: UpdateLayout, llm_layout: UpdateLayout) -> None:
+        self.cfg, self.llm, self.tiny = cfg, llm, tiny
+        self.tiny_layout, self.llm_layout = tiny_layout, llm_layout
+        self.plans = plan_subsets(cfg.subsets, cfg.seed)
+        self.groups = plan_groups(self.plans, cfg.groups, cfg.group_size, cfg.seed)
+
+    def pairs(self, epsilon: float = math.inf, multi: bool = True) -> ShadowPairs:
+        """Single-subset pairs (and multi-organization pairs) for TinyLM updates at ``epsilon``."""
+        key = eps_key(epsilon)
+        if key not in self.tiny:
+            raise InvalidFieldError("epsilon", epsilon, f"one of {list(self.tiny)}")
+        tiny, k = self.tiny[key], self.cfg.subsets
+        t_rows, l_rows, subset, family, kind = [], [], [], [], []
+        for i, plan in enumerate(self.plans):
+            t_rows.append(tiny[i])
+            l_rows.append(self.llm[i])
+            subset += [i] * tiny.shape[1]
+            family += [plan.family] * tiny.shape[1]
+            kind += [1] * tiny.shape[1]
+        for g, members in enumerate(self.groups if multi else []):
+            t_rows.append(tiny[members].mean(0))  # secure aggregation's mean, per checkpoint
+            l_rows.append(self.llm[k + g])
+            subset += [members[0]] * tiny.shape[1]
+            family += [-1] * tiny.shape[1]
+            kind += [len(members)] * tiny.shape[1]
+        t_flat, l_flat = np.concatenate(t_rows), np.concatenate(l_rows)
         return ShadowPairs(
-            tiny=self.tiny[mask],
-            llm=self.llm[mask],
-            subset=self.subset[mask],
-            tiny_layout=self.tiny_layout,
-            llm_layout=self.llm_layout,
-        )
+            tiny=_tokens(t_flat, self.tiny_layout), llm=_tokens(l_flat, self.llm_layout),
+            subset=np.array(subset), family=np.array(family), orgs=np.array(kind),
+            validation=np.array([self.plans[s].validation for s in subset]),
+            tiny_layout=self.tiny_layout, llm_layout=self.llm_layout)
 
 
 def _tokens(flat: np.ndarray, layout: UpdateLayout) -> np.ndarray:
-    return UpdateVector(layout, flat.astype(np.float32)).layer_tokens()
+    """(P, D) -> (P, L, d) per-layer tokens."""
+    return np.stack([UpdateVector(layout, row.astype(np.float32)).layer_tokens() for row in flat])
 
 
-def _train_subset(name: str, texts: list[str], cfg: ShadowConfig, seed: int) -> list[np.ndarray]:
-    """Flat LoRA updates of base ``name`` at every checkpoint step."""
-    peft, initial, _, tokenizer = fresh_lora(name, cfg.lora)
-    keep = set(cfg.checkpoints())
-    out: list[np.ndarray] = []
+def layouts(spec: LoraSpec) -> tuple[UpdateLayout, UpdateLayout]:
+    from gt_secure.provider.adapter import fresh_lora
 
-    def on_step(step: int, _loss: float) -> None:
-        if step in keep:
-            out.append(lora_state(peft) - initial)
-
-    ft = FinetuneConfig(
-        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, max_length=cfg.max_length
-    )
-    finetune_lora(peft, tokenizer, texts, ft, on_step=on_step)
-    return out
+    return fresh_lora("tinylm", spec)[2], fresh_lora("llm", spec)[2]
 
 
-def _noised(
-    flat: np.ndarray, clip: float, multiplier: float, rng: np.random.Generator
-) -> np.ndarray:
-    """The organizations' vector mechanism: clip to ``clip``, add N(0, (multiplier * clip)^2)."""
-    noise = rng.normal(0.0, multiplier * clip, size=flat.shape)
-    return (clip_l2(flat, clip) + noise).astype(np.float32)
+def _train(name: str, texts: list[list[str]], seeds: list[int], cfg: ShadowConfig,
+           chunk: int, epsilon: float = math.inf) -> np.ndarray:
+    """(len(texts), C, D) updates of base ``name`` at the configured checkpoints."""
+    from gt_secure.provider.adapter import _base
+    from gt_secure.update.batched import BatchedDp, train_adapters
+
+    base, tokenizer = _base(name)
+    dp = None
+    if not math.isinf(epsilon):
+        rate = cfg.batch_size / cfg.subset_size
+        dp = BatchedDp(rate, dp_noise(epsilon, cfg.delta, rate, cfg.steps), cfg.clip_norm)
+    out = []
+    for start in range(0, len(texts), chunk):
+        got = train_adapters(base, tokenizer, texts[start:start + chunk],
+                             seeds[start:start + chunk], cfg.finetune(), cfg.lora,
+                             checkpoints=cfg.checkpoints, dp=dp)
+        out.append(np.stack([got[c] for c in cfg.checkpoints], axis=1))  # (chunk, C, D)
+    return np.concatenate(out)
 
 
-def layouts(cfg: ShadowConfig) -> tuple[UpdateLayout, UpdateLayout]:
-    return fresh_lora("tinylm", cfg.lora)[2], fresh_lora("llm", cfg.lora)[2]
-
-
-def generate_shadow_pairs(cfg: ShadowConfig, cache_root: Path) -> ShadowPairs:
-    """Generate (or resume) the shadow pairs of ``cfg`` under ``cache_root/<config hash>``."""
-    cache = cache_root / cfg.config_hash()
-    cache.mkdir(parents=True, exist_ok=True)
-    tiny_layout, llm_layout = layouts(cfg)
-    rng = random.Random(cfg.seed)
-    plans = [(k, random_domain_weights(rng), rng.randrange(2**31)) for k in range(cfg.subsets)]
-    files: dict[str, str] = {}
-    with Progress(transient=True) as progress:
-        task = progress.add_task("shadow subsets", total=cfg.subsets)
-        for k, weights, seed in plans:
-            path = cache / f"subset-{k:04d}.safetensors"
-            if not path.exists():
-                texts = shadow_subset(weights, cfg.subset_size, seed)
-                tiny = _train_subset("tinylm", texts, cfg, seed)
-                llm = _train_subset("llm", texts, cfg, seed)
-                tmp = path.with_suffix(".tmp")
-                save_file(
-                    {"tiny": np.stack(tiny), "llm": np.stack(llm)},
-                    str(tmp),
-                    metadata={"weights": json.dumps(weights), "seed": str(seed)},
-                )
-                tmp.replace(path)
-            files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
-            progress.advance(task)
-    manifest = {
-        "config": cfg.model_dump(mode="json"),
-        "files": files,
-        "tiny_layout_hash": tiny_layout.layout_hash(),
-        "llm_layout_hash": llm_layout.layout_hash(),
-    }
-    (cache / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return load_shadow_pairs(cfg, cache, tiny_layout, llm_layout)
-
-
-def load_shadow_pairs(
-    cfg: ShadowConfig, cache: Path, tiny_layout: UpdateLayout, llm_layout: UpdateLayout
-) -> ShadowPairs:
-    noise_rng = np.random.default_rng(cfg.seed)
-    tiny, llm, subset = [], [], []
-    for k in range(cfg.subsets):
-        arrays = load_file(str(cache / f"subset-{k:04d}.safetensors"))
-        for t_flat, l_flat in zip(arrays["tiny"], arrays["llm"], strict=True):
-            variants = [t_flat] + [
-                _noised(t_flat, cfg.dp_clip_norm, z, noise_rng) for z in cfg.dp_noise_multipliers
-            ]
-            for variant in variants:
-                tiny.append(_tokens(variant, tiny_layout))
-                llm.append(_tokens(l_flat, llm_layout))
-                subset.append(k)
-    return ShadowPairs(
-        tiny=np.stack(tiny),
-        llm=np.stack(llm),
-        subset=np.array(subset),
-        tiny_layout=tiny_layout,
-        llm_layout=llm_layout,
-    )
+def generate_shadow_set(cfg: ShadowConfig, cache_root: Path, chunk: int | None = None,
+                        log: bool = False) -> ShadowSet:
+    """Generate (or load, hash-checked) the shadow set of ``cfg`` under ``cache_root``."""
+    cache = cache_root / cfg.cache_key()
+    path, manifest_path = cache / "shadow.safetensors", cache / "manifest.json"
+    tiny_layout, llm_layout = layouts(cfg.lora)
+    if path.exists() and manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != manifest["sha256"]:
+            raise InvalidFieldError(f"{path}.sha256", actual, manifest["sha256"])
+        arrays = load_file(str(path))
+    else:
+        chunk = chunk or (100 if torch.cuda.is_available() else 8)
+        plans = plan_subsets(cfg.subsets, cfg.seed)
+        texts = [subset_texts(p, cfg.subset_size) for p in plans]
+        seeds = [p.seed for p in plans]
+        groups = plan_groups(plans, cfg.groups, cfg.group_size, cfg.seed)
+        union = [[t for m in g for t in texts[m]] for g in groups]
+        arrays = {"llm": _train("llm", texts + union, seeds + [seeds[g[0]] for g in groups],
+                                cfg, chunk)}
+        for eps in (math.inf, *cfg.epsilons):
+            arrays[f"tiny/{eps_key(eps)}"] = _train("tinylm", texts, seeds, cfg, chunk, eps)
+            if log:
+                print(f"shadow: tinylm eps={eps_key(eps)} done", flush=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.astype(np.float32) for k, v in arrays.items()}, str(tmp))
+        tmp.replace(path)
+        manifest = {"config": cfg.model_dump(mode="json"), "key": cfg.cache_key(),
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                    "tiny_layout_hash": tiny_layout.layout_hash(),
+                    "llm_layout_hash": llm_layout.layout_hash()}
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+    tiny = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tiny/")}
+    return ShadowSet(cfg, arrays["llm"], tiny, tiny_layout, llm_layout)

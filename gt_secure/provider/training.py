@@ -10,21 +10,27 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
-from gt_secure.errors import LayoutMismatchError
+from gt_secure.errors import InvalidFieldError, LayoutMismatchError
 from gt_secure.models import best_device
-from gt_secure.provider.shadow import ShadowPairs
-from gt_secure.provider.translator import GradTransformer, TranslatorConfig, translation_loss
+from gt_secure.provider.pairs import ShadowPairs
+from gt_secure.provider.translator import (
+    GradTransformer,
+    TranslatorConfig,
+    ridge_weights,
+    select_alpha,
+)
 from gt_secure.update import UpdateLayout, UpdateVector
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(300, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.05, ge=0)
-    cosine_weight: float = Field(0.5, ge=0)
+    epochs: int = Field(400, ge=0)  # upper bound; early stopping on held-out subsets
+    patience: int = Field(60, ge=1)  # epochs without a better validation error
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    ridge_alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
     seed: int = 0
 
 
@@ -45,8 +51,7 @@ class Translator:
         device = next(self.net.parameters()).device
         self.net.eval()
         tiny = torch.from_numpy(update.layer_tokens()).float().unsqueeze(0).to(device)
-        with _autocast(device):
-            out = self.net(tiny)[0].float().cpu().numpy()  # (L_llm, d_llm)
+        out = self.net(tiny)[0].float().cpu().numpy()  # (L_llm, d_llm), float32 on any device
         return UpdateVector.from_layer_tokens(self.llm_layout, out.astype(np.float32))
 
     def save(
@@ -92,51 +97,81 @@ class Translator:
         return cls(net, tiny_layout, llm_layout)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def train_translator(
     pairs: ShadowPairs,
     cfg: TrainConfig,
     translator_cfg: dict[str, int | float] | None = None,
-    validation: ShadowPairs | None = None,
 ) -> tuple[Translator, dict[str, float]]:
-    """Fit a Grad-Transformer on shadow pairs; returns it and train/validation losses."""
+    """Fit a Grad-Transformer: ridge path in closed form, then the residual with early stopping.
+
+    Trains on ``pairs.split()[0]``; the held-out subsets (``split()[1]``) pick the alpha-free
+    stopping epoch, and their errors for the ridge path alone and the whole model are returned.
+    """
     torch.manual_seed(cfg.seed)
     device = best_device()
-    tiny = torch.from_numpy(pairs.tiny).float()  # (P, L_tiny, d_tiny)
-    llm = torch.from_numpy(pairs.llm).float()  # (P, L_llm, d_llm)
-    net_cfg = TranslatorConfig.model_validate(
+    train, val = pairs.split()
+    if len(val.tiny) == 0:
+        raise InvalidFieldError("pairs.validation", 0, "some held-out subsets (early stopping)")
+    tiny = torch.from_numpy(train.tiny).float()  # (P, L_tiny, d_tiny)
+    llm = torch.from_numpy(train.llm).float()  # (P, L_llm, d_llm)
+    net = GradTransformer(TranslatorConfig.model_validate(
         {"tiny_layers": tiny.shape[1], "tiny_dim": tiny.shape[2], "llm_layers": llm.shape[1],
-         "llm_dim": llm.shape[2], **(translator_cfg or {})}
-    )
-    net = GradTransformer(net_cfg)
+         "llm_dim": llm.shape[2], **(translator_cfg or {})}))
     net.set_normalisation(tiny, llm)
     net.to(device)
-    tiny_z = (tiny.to(device) - net.tiny_mean) / net.tiny_std
-    llm_z = (llm.to(device) - net.llm_mean) / net.llm_std
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    zt, zl = _standardise(net, train)
+    vt, vl = _standardise(net, val)
+    groups = torch.from_numpy(train.subset).to(device)
+    alpha = select_alpha(zt.flatten(1), zl.flatten(1), groups, cfg.ridge_alphas)
+    with torch.no_grad():
+        net.linear.weight.copy_(ridge_weights(zt.flatten(1), zl.flatten(1), alpha).T)
+    net.linear.weight.requires_grad_(False)
+    ridge_val = _mse(net, vt, vl)
+    best, best_state, stale, epochs_run = ridge_val, _snapshot(net), 0, 0
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loss = torch.tensor(0.0)
-    for _epoch in range(cfg.epochs):
+    for epoch in range(1, cfg.epochs + 1):
         net.train()
-        order = torch.randperm(len(tiny_z), generator=gen)
+        epochs_run = epoch
+        order = torch.randperm(len(zt), generator=gen).to(device)
         for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size].to(device)
-            with _autocast(device):
-                pred = net.forward_normalised(tiny_z[idx])
-            loss = translation_loss(pred.float(), llm_z[idx], cfg.cosine_weight)
+            idx = order[start : start + cfg.batch_size]
+            loss = torch.mean((net.forward_normalised(zt[idx]) - zl[idx]) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        sched.step()
+        current = _mse(net, vt, vl)
+        if current < best:
+            best, best_state, stale = current, _snapshot(net), 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
     translator = Translator(net, pairs.tiny_layout, pairs.llm_layout)
-    metrics = {"train_loss": loss.item()}
-    if validation is not None:
-        metrics.update(evaluate_pairs(translator, validation))
+    metrics = {"ridge_alpha": alpha, "val_mse_ridge_path": ridge_val, "val_mse": best,
+               "epochs_run": float(epochs_run), "train_pairs": float(len(zt)),
+               "val_pairs": float(len(vt))}
+    metrics.update(evaluate_pairs(translator, val))
     return translator, metrics
+
+
+def _standardise(net: GradTransformer, pairs: ShadowPairs) -> tuple[torch.Tensor, torch.Tensor]:
+    device = net.tiny_mean.device
+    tiny = (torch.from_numpy(pairs.tiny).float().to(device) - net.tiny_mean) / net.tiny_std
+    llm = (torch.from_numpy(pairs.llm).float().to(device) - net.llm_mean) / net.llm_std
+    return tiny, llm
+
+
+@torch.no_grad()
+def _mse(net: GradTransformer, tiny_z: torch.Tensor, llm_z: torch.Tensor) -> float:
+    net.eval()
+    return float(torch.mean((net.forward_normalised(tiny_z) - llm_z) ** 2))
+
+
+def _snapshot(net: GradTransformer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 @torch.no_grad()

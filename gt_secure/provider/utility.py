@@ -1,31 +1,33 @@
-"""The PGR harness: every method scored the same way on held-out organization domains.
+"""The PGR harness: every method scored the same way on the organizations' held-out records.
 
-P = task score: negative perplexity (language modelling) or label accuracy.
-PGR = (P_method - P_tiny) / (P_llm - P_tiny), P_tiny the fine-tuned TinyLM and P_llm the LLM
-fine-tuned directly on the private data (upper bound).
+P = -perplexity on an organization's test records. PGR = (P - P_tiny) / (P_llm - P_tiny), with
+P_tiny the organization's fine-tuned TinyLM and P_llm the LLM fine-tuned directly on its private
+records, both trained the same way (at epsilon < inf both with DP-SGD at that epsilon). Multi-
+organization rows: P_tiny is the aggregated TinyLM (mean of the organizations' updates), P_llm
+the LLM trained on the union of their records, P the mean over their test sets.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from gt_secure.data.organizations import org_texts
-from gt_secure.data.shadow import random_domain_weights, shadow_subset
-from gt_secure.data.tasks import accuracy
-from gt_secure.models.scoring import perplexity
-from gt_secure.provider.adapter import fresh_lora
-from gt_secure.provider.distillation import distill
-from gt_secure.update import (
-    FinetuneConfig,
-    UpdateVector,
-    apply_update,
-    extract_update,
-    finetune_lora,
+from gt_secure.data.families import (
+    HELD_OUT_FAMILIES,
+    ORG_STYLES,
+    family_public_records,
+    org_records,
 )
+from gt_secure.models.scoring import perplexity
+from gt_secure.provider.adapter import _base, fresh_lora
+from gt_secure.provider.distillation import distill
+from gt_secure.provider.shadow import ShadowConfig, dp_noise
+from gt_secure.provider.shadow_plan import plan_subsets, subset_texts
+from gt_secure.update import UpdateVector, apply_update
+from gt_secure.update.batched import BatchedDp, train_adapters
 
 Translate = Callable[[UpdateVector], UpdateVector]
 
@@ -34,100 +36,172 @@ class UtilityConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     orgs: tuple[str, ...] = ("hospital", "bank", "law")
+    stretch_orgs: tuple[str, ...] = ("logistics",)  # a family with no public records
     seeds: tuple[int, ...] = (0, 1, 2)
-    steps: int = Field(16, ge=1)  # same regime as the shadow fine-tunes
-    batch_size: int = 32
-    lr: float = 3e-3
-    max_length: int = 64
-    train_size: int = 256
-    eval_size: int = 96
-    accuracy_size: int = 48
-    distill_steps: int = 16
+    train_size: int = Field(1024, ge=8)  # as a shadow subset
+    eval_size: int = Field(128, ge=4)
+    public_size: int = Field(1024, ge=8)  # the provider's public same-family fine-tune
 
 
 class Score(BaseModel):
-    org: str
+    org: str  # an organization, or "+".join(orgs) for a multi-organization row
     seed: int
+    epsilon: float
     method: str
     perplexity: float
-    accuracy: float
+    per_org: dict[str, float] = {}
 
 
-def _score(model, tokenizer, org: str, cfg: UtilityConfig) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    texts = org_texts(org, "test", cfg.eval_size)
-    return perplexity(model, tokenizer, texts), accuracy(
-        model, tokenizer, org, "test", cfg.accuracy_size
-    )
+class Evaluator:
+    """Scores LLM and TinyLM updates on organizations' test records."""
+
+    def __init__(self, cfg: UtilityConfig, shadow: ShadowConfig) -> None:
+        self.cfg, self.shadow = cfg, shadow
+        self.llm, self.llm_init, self.llm_layout, self.tokenizer = fresh_lora("llm", shadow.lora)
+        self.tiny, self.tiny_init, self.tiny_layout, _ = fresh_lora("tinylm", shadow.lora)
+        device = _device()
+        self.llm.to(device)
+        self.tiny.to(device)
+        orgs = (*cfg.orgs, *cfg.stretch_orgs)
+        self.test = {o: org_records(o, "test", cfg.eval_size) for o in orgs}
+
+    def score(self, update: UpdateVector | None, orgs: Sequence[str]) -> dict[str, float]:
+        """Perplexity per organization of base + ``update`` (None: the base model)."""
+        big = update is None or update.layout == self.llm_layout
+        model, init, layout = ((self.llm, self.llm_init, self.llm_layout) if big
+                               else (self.tiny, self.tiny_init, self.tiny_layout))
+        flat = np.zeros(layout.size, np.float32) if update is None else update.flat
+        apply_update(model, init, UpdateVector(layout, flat), layout)
+        return {o: perplexity(model, self.tokenizer, self.test[o]) for o in orgs}
 
 
-def evaluate_org(
-    org: str,
-    seed: int,
-    methods: dict[str, Translate],
-    cfg: UtilityConfig,
-    distillation: bool = True,
-) -> list[Score]:
-    """Fine-tune TinyLM and LLM on ``org``, then score every method's LLM on its test split."""
-    ft = FinetuneConfig(
-        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, max_length=cfg.max_length
-    )
-    train = org_texts(org, "train", cfg.train_size)
+def _device():  # type: ignore[no-untyped-def]
+    from gt_secure.models.loading import best_device
+
+    return best_device()
+
+
+def train_updates(name: str, texts: list[list[str]], seeds: list[int], shadow: ShadowConfig,
+                  epsilon: float) -> np.ndarray:
+    """Final updates (N, D) of base ``name`` trained like the shadow subsets (DP at epsilon)."""
+    base, tokenizer = _base(name)
+    dp = None
+    if not math.isinf(epsilon):
+        rate = shadow.batch_size / len(texts[0])
+        dp = BatchedDp(rate, dp_noise(epsilon, shadow.delta, rate, shadow.steps),
+                       shadow.clip_norm)
+    got = train_adapters(base, tokenizer, texts, seeds, shadow.finetune(), shadow.lora, dp=dp)
+    return got[shadow.steps]
+
+
+def evaluate_single(ev: Evaluator, methods: dict[str, Translate], epsilon: float,
+                    public: dict[tuple[str, int], UpdateVector],
+                    oracles: dict[str, Translate]) -> list[Score]:
+    """Every method on every organization (and stretch organization) and seed at ``epsilon``."""
+    cfg, shadow = ev.cfg, ev.shadow
+    orgs = [*cfg.orgs, *cfg.stretch_orgs]
+    jobs = [(o, s) for o in orgs for s in cfg.seeds]
+    texts = [org_records(o, "train", cfg.train_size) for o, _ in jobs]
+    seeds = [1000 + s for _, s in jobs]
+    tiny = train_updates("tinylm", texts, seeds, shadow, epsilon)
+    direct = train_updates("llm", texts, seeds, shadow, epsilon)
     scores: list[Score] = []
+    for j, (org, seed) in enumerate(jobs):
+        tiny_u = UpdateVector(ev.tiny_layout, tiny[j])
 
-    def record(method: str, model) -> None:  # type: ignore[no-untyped-def]
-        ppl, acc = _score(model, tokenizer, org, cfg)
-        scores.append(Score(org=org, seed=seed, method=method, perplexity=ppl, accuracy=acc))
+        def record(method: str, update: UpdateVector | None, org: str = org,
+                   seed: int = seed) -> None:
+            ppl = ev.score(update, [org])[org]
+            scores.append(Score(org=org, seed=seed, epsilon=epsilon, method=method,
+                                perplexity=ppl))
 
-    tiny, tiny_init, tiny_layout, tokenizer = fresh_lora("tinylm")
-    record("base_tinylm", tiny)
-    finetune_lora(tiny, tokenizer, train, ft)
-    record("tinylm_finetuned", tiny)
-    tiny_update = extract_update(tiny, tiny_init, tiny_layout)
-
-    llm, llm_init, llm_layout, _ = fresh_lora("llm")
-    record("base_llm", llm)
-    for name, translate in methods.items():
-        apply_update(llm, llm_init, translate(tiny_update), llm_layout)
-        record(name, llm)
-    if distillation:
-        student, student_init, _, _ = fresh_lora("llm")
-        public = shadow_subset(
-            random_domain_weights(random.Random(seed)), cfg.train_size, seed
-        )
-        distill(
-            student, tiny, tokenizer, public, ft.model_copy(update={"steps": cfg.distill_steps})
-        )
-        record("distillation", student)
-    direct, _, _, _ = fresh_lora("llm")
-    finetune_lora(direct, tokenizer, train, ft)
-    record("llm_finetuned", direct)
+        record("base_llm", None)
+        record("tinylm_finetuned", tiny_u)
+        record("llm_finetuned", UpdateVector(ev.llm_layout, direct[j]))
+        for name, translate in (methods | {"family_mean": oracles[org]}).items():
+            record(name, translate(tiny_u))
+        if (org, seed) in public:
+            record("public_finetune", public[(org, seed)])
+        record("distillation", _distilled(ev, tiny_u, seed))
     return scores
 
 
-def pgr_table(scores: list[Score]) -> dict[str, dict[str, float]]:
-    """Per method: mean and std over (org, seed) of PGR for perplexity and accuracy."""
-    by_key: dict[tuple[str, int], dict[str, Score]] = {}
-    for s in scores:
-        by_key.setdefault((s.org, s.seed), {})[s.method] = s
-    table: dict[str, dict[str, list[float]]] = {}
-    for group in by_key.values():
-        tiny, top = group["tinylm_finetuned"], group["llm_finetuned"]
-        for method, s in group.items():
-            row = table.setdefault(method, {"pgr_lm": [], "pgr_acc": [], "ppl": [], "acc": []})
-            row["ppl"].append(s.perplexity)
-            row["acc"].append(s.accuracy)
-            row["pgr_lm"].append(_pgr(-s.perplexity, -tiny.perplexity, -top.perplexity))
-            row["pgr_acc"].append(_pgr(s.accuracy, tiny.accuracy, top.accuracy))
-    out: dict[str, dict[str, float]] = {}
-    for method, row in table.items():
-        out[method] = {}
-        for key, values in row.items():
-            arr = np.array([v for v in values if np.isfinite(v)])
-            out[method][f"{key}_mean"] = float(arr.mean()) if arr.size else float("nan")
-            out[method][f"{key}_std"] = float(arr.std()) if arr.size else float("nan")
+def public_finetunes(ev: Evaluator) -> dict[tuple[str, int], UpdateVector]:
+    """The provider's LLM fine-tuned on public records of each organization's family."""
+    jobs = [(o, s) for o in ev.cfg.orgs for s in ev.cfg.seeds]
+    texts = [family_public_records(ORG_STYLES[o].family, ev.cfg.public_size, s) for o, s in jobs]
+    got = train_updates("llm", texts, [2000 + s for _, s in jobs], ev.shadow, math.inf)
+    return {job: UpdateVector(ev.llm_layout, got[j]) for j, job in enumerate(jobs)}
+
+
+def _distilled(ev: Evaluator, tiny_u: UpdateVector, seed: int) -> UpdateVector:
+    """Distillation baseline: LLM student matches the org's TinyLM on public mixture text."""
+    teacher, t_init, t_layout, _ = fresh_lora("tinylm", ev.shadow.lora)
+    apply_update(teacher, t_init, tiny_u, t_layout)
+    student, s_init, s_layout, tok = fresh_lora("llm", ev.shadow.lora)
+    device = _device()
+    teacher.to(device)
+    student.to(device)
+    plan = plan_subsets(2 * (seed + 1), 10_000 + seed)[-1]
+    texts = subset_texts(plan, ev.cfg.train_size)
+    import torch
+
+    out = distill(student, teacher, tok, texts, ev.shadow.finetune(seed),
+                  torch.from_numpy(s_init), s_layout)
+    assert out is not None
     return out
 
 
-def _pgr(p: float, p_tiny: float, p_llm: float) -> float:
-    gap = p_llm - p_tiny
-    return (p - p_tiny) / gap if abs(gap) > 1e-9 else float("nan")
+def evaluate_multi(ev: Evaluator, methods: dict[str, Translate], epsilon: float) -> list[Score]:
+    """3 organizations: the mean of their TinyLM updates translated, vs the LLM on the union."""
+    cfg, shadow = ev.cfg, ev.shadow
+    orgs = list(cfg.orgs)
+    label = "+".join(orgs)
+    texts = [org_records(o, "train", cfg.train_size) for s in cfg.seeds for o in orgs]
+    seeds = [1000 + s for s in cfg.seeds for _ in orgs]
+    tiny = train_updates("tinylm", texts, seeds, shadow, epsilon)
+    unions = [[t for o in orgs for t in org_records(o, "train", cfg.train_size)]
+              for _ in cfg.seeds]
+    union = train_updates("llm", unions, [1000 + s for s in cfg.seeds], shadow, epsilon)
+    scores: list[Score] = []
+    for i, seed in enumerate(cfg.seeds):
+        mean = UpdateVector(ev.tiny_layout,
+                            tiny[i * len(orgs):(i + 1) * len(orgs)].mean(0).astype(np.float32))
+
+        def record(method: str, update: UpdateVector | None, seed: int = seed) -> None:
+            per = ev.score(update, orgs)
+            scores.append(Score(org=label, seed=seed, epsilon=epsilon, method=method,
+                                perplexity=float(np.mean(list(per.values()))), per_org=per))
+
+        record("base_llm", None)
+        record("tinylm_finetuned", mean)  # the aggregated TinyLM
+        record("llm_finetuned", UpdateVector(ev.llm_layout, union[i]))
+        for name, translate in methods.items():
+            record(name, translate(mean))
+    return scores
+
+
+def pgr_rows(scores: list[Score]) -> list[dict]:
+    """Per (method, epsilon, setting): PGR mean/std over (org, seed) and perplexity per org."""
+    groups: dict[tuple[str, int, float], dict[str, Score]] = {}
+    for s in scores:
+        groups.setdefault((s.org, s.seed, s.epsilon), {})[s.method] = s
+    acc: dict[tuple[str, float, str], dict[str, list]] = {}
+    for (org, _seed, eps), by_method in groups.items():
+        tiny, top = by_method["tinylm_finetuned"], by_method["llm_finetuned"]
+        setting = ("multi" if "+" in org else
+                   "stretch" if ORG_STYLES[org].family in HELD_OUT_FAMILIES else "single")
+        for method, s in by_method.items():
+            row = acc.setdefault((method, eps, setting), {"pgr": [], "ppl": {}})
+            gap = tiny.perplexity - top.perplexity
+            row["pgr"].append((tiny.perplexity - s.perplexity) / gap if abs(gap) > 1e-9
+                              else float("nan"))
+            for o, v in (s.per_org or {org: s.perplexity}).items():
+                row["ppl"].setdefault(o, []).append(v)
+    rows = []
+    for (method, eps, setting), row in acc.items():
+        pgr = np.array(row["pgr"], dtype=float)
+        rows.append({"method": method, "epsilon": eps, "setting": setting,
+                     "pgr_mean": float(np.nanmean(pgr)), "pgr_std": float(np.nanstd(pgr)),
+                     "perplexity": {o: float(np.mean(v)) for o, v in row["ppl"].items()}})
+    return rows

@@ -1,19 +1,21 @@
-"""Small shadow pairs from the shipped models, generated once per test session."""
+"""A small shadow set from the shipped models, generated once per test session."""
 
 from __future__ import annotations
 
 import pytest
 
-from gt_secure.provider.shadow import ShadowConfig, ShadowPairs, generate_shadow_pairs
+from gt_secure.provider.pairs import ShadowPairs
+from gt_secure.provider.shadow import ShadowConfig, ShadowSet, generate_shadow_set
 
 SMALL = ShadowConfig(
-    subsets=8,
-    subset_size=64,
-    steps=8,
-    first_checkpoint=4,
-    checkpoint_every=2,
-    batch_size=16,
-    max_length=48,
+    subsets=20,  # 20 is the least with held-out subsets (one pair in ten)
+    subset_size=48,
+    steps=4,
+    checkpoints=(2, 4),
+    batch_size=8,
+    max_length=40,
+    groups=3,
+    epsilons=(8.0,),
 )
 
 
@@ -23,5 +25,10 @@ def shadow_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def small_pairs(shadow_cache) -> ShadowPairs:
-    return generate_shadow_pairs(SMALL, shadow_cache)
+def small_set(shadow_cache) -> ShadowSet:
+    return generate_shadow_set(SMALL, shadow_cache)
+
+
+@pytest.fixture(scope="session")
+def small_pairs(small_set: ShadowSet) -> ShadowPairs:
+    return small_set.pairs()
