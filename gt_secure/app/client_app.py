@@ -20,6 +20,8 @@ from gt_secure.app.layout import content_hash
 from gt_secure.app.messages import UpdatePayload, read_request, write_reply
 from gt_secure.app.mods import make_update_guard, secagg_route_mod
 from gt_secure.app.policy_mod import enforce_policy, make_policy_mod
+from gt_secure.app.receipts import ACTION as LEDGER_ACTION
+from gt_secure.app.receipts import answer as answer_ledger
 from gt_secure.app.roles import organization_step, state_dir
 
 
@@ -62,6 +64,12 @@ def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         return Message(receive(msg, context), reply_to=msg)
+
+    @app.query(LEDGER_ACTION)
+    def ledger_receipt(msg: Message, context: Context) -> Message:
+        org_id = org_id_of(context.node_config)
+        state = state_dir(org_id, context.node_config)
+        return Message(answer_ledger(msg.content, org_id, state), reply_to=msg)
 
     return app
 

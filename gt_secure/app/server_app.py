@@ -28,6 +28,7 @@ from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.delivery import deliver_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
+from gt_secure.app.receipts import aggregator_witness, exchange_receipts
 from gt_secure.app.roles import provider_step
 from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
 from gt_secure.errors import GtSecureError
@@ -45,6 +46,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     expected = expected_for(cfg)
     global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
     rounds: list[dict[str, Any]] = []
+    witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
         started = time.monotonic()
@@ -66,7 +68,9 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             global_flat = (global_flat + result.mean).astype(np.float32)
             artifact = provider_step(global_flat, round_idx, out_dir)
         seconds = {"round": aggregated - started, "provider": time.monotonic() - aggregated}
-        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds})
+        receipts = exchange_receipts(grid, nodes, witness, round_idx, cfg.app.round_timeout)
+        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds,
+                                                               "receipts": receipts})
         _write(out_dir, context, cfg, rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)

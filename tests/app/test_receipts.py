@@ -1,0 +1,119 @@
+"""The aggregator witnesses every organization's ledger each round and returns a receipt.
+
+The fast tests drive both sides of the two ``query.ledger`` exchanges with the very message
+contents the app sends (no engine); the slow one runs the production ServerApp and ClientApp in
+Flower's simulation engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flwr.app import ConfigRecord, RecordDict
+
+from gt_secure.app.receipts import (
+    RECORD,
+    WITNESS_NAME,
+    aggregator_witness,
+    answer,
+    cosign_answer,
+)
+from gt_secure.errors import InvalidFieldError
+from gt_secure.ledger import LogConsistencyError, load_trusted_keys, verify_ledger
+from gt_secure.ledger.witness import receipts_dir
+from tests.ledger.conftest import VECTOR, World, make_world, populate, release
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _round(world: World, witness: Any, round_idx: int) -> str:
+    """One exchange: checkpoint answer, cosignature, receipt stored; the stored receipt."""
+    state = world.ledger.path.parent
+    asked = answer(RecordDict({RECORD: ConfigRecord({"action": "checkpoint",
+                                                     "round": round_idx})}), "org-a", state)
+    reply = {k: str(v) for k, v in asked.config_records[RECORD].items()}
+    receipt = cosign_answer(witness, reply)
+    key = witness.key.public_key().public_bytes_raw().hex()
+    stored = answer(RecordDict({RECORD: ConfigRecord({
+        "action": "receipt", "receipt": receipt.text(), "witness": witness.name,
+        "witness-key": key})}), "org-a", state).config_records[RECORD]
+    assert "error" not in stored, stored
+    return (receipts_dir(world.ledger) / f"{WITNESS_NAME}.txt").read_text()
+
+
+def test_receipts_each_round_and_a_dropped_tail_is_refused(tmp_path: Path) -> None:
+    world = make_world(tmp_path / "org-a")
+    populate(world)
+    witness = aggregator_witness(tmp_path / "out")
+    first = _round(world, witness, 1)
+    release(world, "org-a", "r3-org-a", [VECTOR])
+    second = _round(world, witness, 2)
+    trusted = dict(world.trusted) | load_trusted_keys([tmp_path / "out" / "witness"])
+    assert verify_ledger(world.ledger.path, trusted, receipt=second).ok
+    assert "\n6\n" in first and "\n7\n" in second
+    # The organization drops its last entry (and re-creates a consistent local state):
+    # the aggregator refuses to cosign, and the kept receipt still exposes the truncation.
+    lines = world.ledger.read_bytes().split(b"\n")
+    world.ledger.path.write_bytes(b"\n".join(lines[:-2]) + b"\n")
+    world.ledger.checkpoint_path.write_text(first.split("\n\u2014 aggregator")[0] + "\n")
+    with pytest.raises(LogConsistencyError, match="rollback or truncation"):
+        _round(world, witness, 3)
+    report = verify_ledger(world.ledger.path, trusted, receipt=second)
+    assert [i.check for i in report.issues] == ["truncated"]
+
+
+def test_an_organization_keeps_only_receipts_of_its_own_ledger(tmp_path: Path) -> None:
+    world = make_world(tmp_path / "org-a")
+    populate(world)
+    witness = aggregator_witness(tmp_path / "out")
+    receipt = _round(world, witness, 1)
+    impostor = aggregator_witness(tmp_path / "other")
+    key = impostor.key.public_key().public_bytes_raw().hex()
+    reply = answer(RecordDict({RECORD: ConfigRecord({
+        "action": "receipt", "receipt": receipt, "witness": WITNESS_NAME,
+        "witness-key": key})}), "org-a", world.ledger.path.parent).config_records[RECORD]
+    assert "witness-key must be the pinned key" in str(reply["error"])
+    asked = answer(RecordDict({RECORD: ConfigRecord({"action": "checkpoint", "round": 2})}),
+                   "org-b", tmp_path / "nobody")
+    assert "ledger must be an existing ledger" in str(asked.config_records[RECORD]["error"])
+    with pytest.raises(InvalidFieldError, match="old_size must be 6"):
+        cosign_answer(witness, {"org-id": "org-a", "checkpoint": receipt, "old-size": "0",
+                                "proof": "", "public-key": "00" * 32})
+
+
+@pytest.mark.slow
+def test_simulation_returns_a_receipt_every_round(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from flwr.simulation import run_simulation
+
+    from gt_secure.app.client_app import make_client_app
+    from gt_secure.app.server_app import make_server_app
+    from gt_secure.data.organizations import ORGANIZATIONS
+    from gt_secure.organization.policy import policy_for, write_policy
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
+    # The provider's documented no-translator path: receipts do not depend on the translator.
+    monkeypatch.setattr("gt_secure.provider.service.SHIPPED_TRANSLATOR", tmp_path / "none")
+    for org in ORGANIZATIONS:
+        write_policy(policy_for("dp-secagg", budget_epsilon=50.0), tmp_path / "orgs" / org /
+                     "policy.toml")
+    run = {"local-steps": 2, "num-texts": 64, "round-timeout": 300.0, "num-rounds": 2,
+           "protocol": "dp-secagg", "output-dir": str(tmp_path / "out")}
+    run_simulation(make_server_app(run), make_client_app(run), num_supernodes=3,
+                   backend_config={"client_resources": {"num_cpus": 1},
+                                   "init_args": {"num_cpus": 2, "logging_level": "ERROR"}})
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    sizes = [{org: r["receipts"][org]["size"] for org in r["accepted"]}
+             for r in summary["rounds"]]
+    assert [sorted(s) for s in sizes] == [sorted(ORGANIZATIONS)] * 2
+    for org in ORGANIZATIONS:
+        assert sizes[1][org] > sizes[0][org] > 1
+        assert summary["rounds"][1]["receipts"][org]["stored"] is True
+        state = tmp_path / "orgs" / org
+        trusted = load_trusted_keys([state / f"{org}.pub.pem", tmp_path / "out" / "witness"])
+        receipt = (state / "ledger.jsonl.receipts" / "aggregator.txt").read_text()
+        assert verify_ledger(state / "ledger.jsonl", trusted, receipt=receipt).ok
