@@ -4,7 +4,8 @@ Modules (imported explicitly, so that TenSEAL and Flower load only where they ar
 
 - :mod:`~gt_secure.aggregation.plain`: validated plain sum/mean, the reference.
 - :mod:`~gt_secure.aggregation.ckks_params`: CKKS parameters, error bound, least-expansion chooser.
-- :mod:`~gt_secure.aggregation.ckks`: provider keys, encrypt, add ciphertexts, decrypt the sum.
+- :mod:`~gt_secure.aggregation.ckks`: key pair, encrypt, add ciphertexts, decrypt the sum.
+- :mod:`~gt_secure.aggregation.ckks_masks`: pairwise zero-sum masks, masked integer encoding.
 - :mod:`~gt_secure.aggregation.quantization`: SecAgg+ fixed-point parameters and error bound.
 - :mod:`~gt_secure.aggregation.masking_sim`: Flower's SecAgg+ cryptography run in process.
 - ``secagg`` / ``secagg_round``: the SecAgg+ round through Flower's workflow (Flower app).
