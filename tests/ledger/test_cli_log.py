@@ -67,11 +67,15 @@ def test_truncation_deletion_rollback_and_fork_are_caught(populated: World,
     assert run.code == 1 and "FAIL line 4" in run.out and "[chain]" in run.out
     assert "[truncated]" in run.out
 
-    # Rollback: the round-1 copy of ledger and checkpoint, restored together.
+    # Rollback: the round-1 copy of ledger and checkpoint, restored together; caught by an
+    # owner-signed checkpoint kept elsewhere (--checkpoint) as well as by the receipt.
     rolled = old / ledger.name
     assert verify_ledger(rolled, populated.trusted).ok
-    run = _verify(populated, rolled, "--receipt", str(receipt))
-    assert run.code == 1 and "rolled back" in run.out
+    kept = tmp_path / "kept.checkpoint"
+    shutil.copy(populated.ledger.checkpoint_path, kept)
+    run = _verify(populated, rolled, "--checkpoint", str(kept))
+    assert run.code == 1 and "[truncated] the given checkpoint commits to 7" in run.out
+    assert "rolled back" in run.out
 
     # Fork: the owner re-creates its ledger (same key, same origin) with another history.
     forked = World(populated.keys, populated.key_dir, populated.trusted,
