@@ -105,13 +105,19 @@ def test_rollup_over_ledgers_with_filters(populated: World, tmp_path: Path) -> N
     assert total["releases"] == 2
     assert total["epsilon_total"] == pytest.approx(
         rows[("org-a", "example")]["epsilon_total"] + rows[("org-c", "example")]["epsilon_total"])
-    only = {(r["org_id"], r["unit"]) for r in json.loads(cli(*args, "--unit", "example").out)
+    quick = [*args[:-4], "--unverified", "--format", "json"]  # filters: no need to re-verify
+    only = {(r["org_id"], r["unit"]) for r in json.loads(cli(*quick, "--unit", "example").out)
             ["rollup"]}
     assert only == {("org-a", "example"), ("org-c", "example"), ("*", "example")}
-    assert json.loads(cli(*args, "--since", "2999-01-01").out)["rollup"] == []
-    early = json.loads(cli(*args, "--until", "2000-01-01").out)["rollup"]
-    assert early == []
-    run = cli(*args, "--since", "yesterday")
+    assert json.loads(cli(*quick, "--until", "2000-01-01").out)["rollup"] == []
+    # a window holding only org-c's second release: its increase of the cumulative epsilon
+    first = release(second, "org-c", "r2-org-c", [DPSGD])
+    later = release(second, "org-c", "r3-org-c", [DPSGD])
+    rows = json.loads(cli(*quick, "--since", later.timestamp).out)["rollup"]
+    assert [(r["org_id"], r["releases"]) for r in rows] == [("org-c", 1), ("*", 1)]
+    assert rows[0]["epsilon_total"] == pytest.approx(later.epsilon_total)
+    assert rows[0]["spent_in_window"] == pytest.approx(later.epsilon_total - first.epsilon_total)
+    run = cli(*quick, "--since", "yesterday")
     assert run.code == 2 and "--since" in one_line(run.err)
 
 
