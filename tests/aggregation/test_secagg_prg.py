@@ -13,6 +13,8 @@ import dis
 import hashlib
 import importlib
 import struct
+import subprocess
+import sys
 import threading
 
 import flwr
@@ -62,6 +64,15 @@ def test_moved_internals_and_other_versions_are_reported(monkeypatch: pytest.Mon
     with pytest.raises(GtSecureError, match="refusing to mask"), mask_prg_scope():
         pass
     assert CLIENT.pseudo_rand_gen is pseudo_rand_gen  # nothing left installed
+
+
+def test_import_refuses_another_flower_version() -> None:
+    code = ("import flwr; flwr.__version__ = '1.43.0'\n"
+            "import gt_secure.aggregation.secagg_prg")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode != 0
+    assert "flwr must be 1.42.x" in done.stderr and "got 1.43.0" in done.stderr
 
 
 def test_scope_applies_to_its_own_thread_only_and_restores_flower() -> None:
