@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tempfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gt_secure.errors import InvalidFieldError, LedgerIntegrityError
 from gt_secure.ledger import (
@@ -17,6 +20,7 @@ from gt_secure.ledger import (
     SignedCheckpoint,
     Witness,
     check_bundle,
+    generate_key,
     make_bundle,
     store_receipt,
     witness_ledger,
@@ -133,3 +137,31 @@ def test_proof_bundle_checks_offline_and_catches_tampering(populated: World,
                              populated.keys["org-a"])
     with pytest.raises(InvalidFieldError, match="receipt must be a checkpoint of this ledger"):
         make_bundle(populated.ledger, 2, forged.text())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 40), st.data())
+def test_witness_accepts_every_extension_and_refuses_every_fork(old: int, grow: int,
+                                                               draw: st.DataObject) -> None:
+    key = generate_key()
+    lines = [b"line %d" % i for i in range(old + grow)]
+    tree = MerkleTree.of_lines(lines)
+
+    def note(size: int, root: bytes) -> str:
+        return sign_checkpoint(Checkpoint("o", size, root), "org-a", key).text()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        witness = Witness("w", generate_key(), tmp)
+        witness.cosign(note(old, tree.root(old)), [], owner="org-a", owner_key=key.public_key())
+        new = old + grow
+        at = draw.draw(st.integers(0, old - 1))  # a history that rewrites a witnessed line
+        forked = MerkleTree.of_lines(lines[:at] + [b"fork"] + lines[at + 1:])
+        with pytest.raises(LogConsistencyError):
+            witness.cosign(note(new, forked.root()), forked.consistency_proof(old, new),
+                           owner="org-a")
+        receipt = witness.cosign(note(new, tree.root()), tree.consistency_proof(old, new),
+                                 owner="org-a")
+        assert receipt.checkpoint.size == new
+        if new > 1:
+            with pytest.raises(LogConsistencyError, match="rollback or truncation"):
+                witness.cosign(note(new - 1, tree.root(new - 1)), [], owner="org-a")
