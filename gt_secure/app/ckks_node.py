@@ -1,11 +1,11 @@
 """The organization's node in a dp-ckks round: the ClientApp mod that keeps the trained vector
 on the node and answers the key-agreement, encryption and decryption stages.
 
-Node-local settings (``node_config``): ``roster`` — the directory of the federation's
+Node-local settings: ``roster`` (node config) — the directory of the federation's
 ``<org>.pub.pem`` keys (default: ``roster`` beside the organization's state directory; the node
-adds its own key there and trusts the others it finds, copied out of band); ``min-orgs`` — the
-fewest organizations this node contributes to or, as key holder, decrypts (default 3), unless
-the organization's policy file sets ``min_organizations``.
+adds its own key there and trusts the others it finds, copied out of band); the organization's
+policy (:mod:`gt_secure.organization.policy`) — its ``min_organizations`` is the fewest
+organizations this node encrypts for and, as key holder, decrypts (counted from signatures).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from gt_secure.organization.ckks_statements import context_digest
 from gt_secure.organization.key_holder import KeyHolder
 from gt_secure.organization.roster import Roster, publish_key
 
-DEFAULT_MIN_ORGS = 3
-
 
 @dataclass(frozen=True)
 class Member:
@@ -56,12 +54,12 @@ def roster_dir(org_id: str, node_config: Mapping[str, Any]) -> Path:
     return state_dir(org_id, node_config).parent / "roster"
 
 
-def local_min_orgs(node_config: Mapping[str, Any]) -> int:
-    """The fewest organizations this node takes part in: its ``min-orgs`` (default 3)."""
-    value = node_config.get("min-orgs", DEFAULT_MIN_ORGS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidFieldError("node_config.min-orgs", value, "an integer >= 1")
-    return value
+def local_min_orgs(org_id: str, node_config: Mapping[str, Any]) -> int:
+    """The fewest organizations this node takes part in: its policy's ``min_organizations``."""
+    from gt_secure.app.policy_mod import policy_path
+    from gt_secure.organization.policy import load_policy
+
+    return load_policy(policy_path(org_id, node_config)).min_organizations
 
 
 def member_of(context: Context) -> Member:
@@ -77,7 +75,8 @@ def member_of(context: Context) -> Member:
     key = load_private_key(key_path)
     roster = roster_dir(org_id, node_config)
     publish_key(roster, org_id, key.public_key())
-    return Member(org_id, state / "ckks", key, Roster.load(roster), local_min_orgs(node_config))
+    return Member(org_id, state / "ckks", key, Roster.load(roster),
+                  local_min_orgs(org_id, node_config))
 
 
 def _spec(cfg: Resolved) -> tuple[Any, int]:

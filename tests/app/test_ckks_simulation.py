@@ -23,6 +23,7 @@ from gt_secure.app.ckks_round import decrypt_stage, encrypt_stage, key_stage, tr
 from gt_secure.app.config import AppConfig
 from gt_secure.app.mods import expected_for
 from gt_secure.data.organizations import ORGANIZATIONS
+from gt_secure.organization.policy import policy_for, write_policy
 from tests.app.faulty_app import make_faulty_client_app
 from tests.app.test_simulation import (
     BACKEND,
@@ -45,11 +46,7 @@ def _ray_workers_import_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def _write_policies(tmp_path: Path) -> None:
-    """Each organization's policy: exactly dp-ckks as specified (when policies exist)."""
-    try:
-        from gt_secure.organization.policy import policy_for, write_policy
-    except ImportError:
-        return
+    """Each organization's policy: exactly dp-ckks as specified (3 organizations at least)."""
     for org in ORGANIZATIONS:
         write_policy(policy_for("dp-ckks", 100.0), tmp_path / "orgs" / org / "policy.toml")
 
@@ -59,9 +56,9 @@ def _ckks_files(tmp_path: Path, org: str) -> list[str]:
 
 
 def test_ckks_rounds_release_only_the_mean_of_every_signed_contribution(tmp_path: Path) -> None:
-    # Prepare: the packaged dp-ckks protocol (DP-SGD, sigma = 1 vector noise). Round 2: bank
-    # and law send layouts naming a foreign base model, so 2 of 3 organizations are refused.
-    _write_policies(tmp_path)
+    # Prepare: the packaged dp-ckks protocol (DP-SGD, sigma = 1 vector noise); `simulate`
+    # writes each organization's policy. Round 2: bank and law send layouts naming a foreign
+    # base model, so 2 of 3 organizations are refused.
     overrides = {"protocol": "dp-ckks", "num-rounds": 2}
     faults = {("bank", 2): "base-hash", ("law", 2): "base-hash"}
 

@@ -24,6 +24,7 @@ from gt_secure.app.messages import (
     write_reply,
 )
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError
+from gt_secure.organization.policy import policy_for, write_policy
 
 
 def test_sentinels_take_the_protocol_spec_and_explicit_values_win() -> None:
@@ -89,6 +90,7 @@ def _train_message(content: RecordDict) -> Message:
 
 
 def _context(tmp_path: Path) -> Context:
+    write_policy(policy_for("dp-ckks", 100.0), tmp_path / "bank" / "policy.toml")
     return Context(run_id=1, node_id=1, node_config={"org-id": "bank",
                                                      "state-dir": str(tmp_path / "bank")},
                    state=RecordDict(), run_config={"protocol": "dp-ckks"})
@@ -137,4 +139,4 @@ def test_ckks_mod_leaves_other_requests_alone(tmp_path: Path) -> None:
 
     make_ckks_mod()(msg, _context(tmp_path), handler)
     assert seen == [msg]
-    assert not (tmp_path / "bank").exists()
+    assert not (tmp_path / "bank" / "ckks").exists()
