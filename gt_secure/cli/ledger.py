@@ -177,12 +177,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from gt_secure.ledger.signing import generate_key, key_id, save_keypair
+    """Private key in ``<out-dir>/private/`` (0700 folder, 0600 file), public key beside it."""
+    from gt_secure.ledger.signing import PUBLIC_SUFFIX, generate_key, key_id, save_keypair
 
+    public_target = args.out_dir / f"{args.owner}{PUBLIC_SUFFIX}"
+    if public_target.exists():
+        raise InvalidFieldError("--out-dir", str(args.out_dir), f"a directory without "
+                                f"{public_target.name} (keys are never overwritten)")
+    private_dir = args.out_dir / "private"
+    private_dir.mkdir(parents=True, exist_ok=True)
+    private_dir.chmod(0o700)
     key = generate_key()
-    private, public = save_keypair(key, args.out_dir, args.owner)
+    private, public = save_keypair(key, private_dir, args.owner)
+    public.replace(public_target)
     print(f"key id {key_id(key.public_key())}: private {private} (0600, stays with "
-          f"{args.owner}), public {public} (give it to whoever verifies the ledger)")
+          f"{args.owner}), public {public_target} (give it to whoever verifies the ledger)")
     return 0
 
 
@@ -251,5 +260,6 @@ def register(subparsers: Any) -> None:
     keygen = add("keygen", _keygen, "create an Ed25519 signing key pair for an owner")
     keygen.add_argument("--owner", required=True, help="organization or provider id")
     keygen.add_argument("--out-dir", type=Path, required=True,
-                        help="directory for <owner>.key.pem (0600) and <owner>.pub.pem")
+                        help="directory for <owner>.pub.pem (to share) and private/"
+                        "<owner>.key.pem (0600, in a 0700 folder; never share)")
     ledger_log.register(add)

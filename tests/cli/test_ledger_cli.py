@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,16 @@ def test_ledger_commands_do_not_import_torch(populated: World) -> None:
                   str(populated.key_dir), python=IMPORTS)
         assert run.code == 0, run.err
         assert run.out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_keygen_keeps_the_private_key_apart(tmp_path: Path) -> None:
+    run = cli("ledger", "keygen", "--owner", "org-z", "--out-dir", str(tmp_path))
+    assert run.code == 0, run.err
+    private = tmp_path / "private" / "org-z.key.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["org-z.pub.pem", "private"]
+    trusted = load_trusted_keys([tmp_path])  # the shareable folder holds only the public key
+    assert [t.owner for t in trusted.values()] == ["org-z"]
+    again = cli("ledger", "keygen", "--owner", "org-z", "--out-dir", str(tmp_path))
+    assert again.code == 2 and "never overwritten" in one_line(again.err)
