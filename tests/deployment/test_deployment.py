@@ -30,6 +30,7 @@ def federation(tmp_path: Path) -> Iterator[Federation]:
         fed.close()
 
 
+@pytest.mark.slow  # 278 s measured on the shared 2-core machine (load ~12)
 def test_tls_authenticated_federation_runs_the_app(federation: Federation,
                                                     tmp_path: Path) -> None:
     # Prepare: the provider starts the SuperLink and registers the organizations' public keys.
