@@ -31,6 +31,24 @@ def checkpoint_path(ledger: Path) -> Path:
     return ledger.with_name(ledger.name + CHECKPOINT_SUFFIX)
 
 
+def receipts_path(ledger: Path) -> Path:
+    """Where the owner keeps the receipts (cosigned checkpoints) of ``ledger``."""
+    return ledger.with_name(ledger.name + ".receipts")
+
+
+def check_receipts(path: Path, tree: MerkleTree) -> None:
+    """Raise ``LedgerIntegrityError`` unless the tree extends every receipt kept for ``path``."""
+    for receipt in sorted(receipts_path(path).glob("*.txt")):
+        try:
+            cp = SignedCheckpoint.parse(receipt.read_text(encoding="utf-8")).checkpoint
+        except (InvalidFieldError, UnicodeDecodeError) as err:
+            raise LedgerIntegrityError(0, f"receipt {receipt}: {err}") from err
+        if cp.size > tree.size or tree.root(cp.size) != cp.root:
+            raise LedgerIntegrityError(0, f"the ledger ({tree.size} lines) does not extend the "
+                                       f"receipt {receipt.name} (size {cp.size}): it was rolled "
+                                       "back or forked since the witness cosigned")
+
+
 @dataclass(frozen=True)
 class TornTail:
     """Bytes after the last complete line (or after the committed prefix): an interrupted append."""

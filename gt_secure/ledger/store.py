@@ -10,8 +10,10 @@ An append is atomic: under an exclusive ``flock`` on ``<ledger>.lock`` it checks
 prefix against the checkpoint, writes the line (``O_APPEND``, fsync), then replaces the checkpoint
 (temporary file, fsync, rename, directory fsync). The checkpoint is the commit record: after a
 crash between the two writes the line is *uncommitted*, readers ignore it, and the next append
-(or :meth:`Ledger.repair`) drops it. Policy checks (budget from the header, owner, ids, lineage)
-run before any byte is written, so a refused release leaves both files byte-identical.
+(or :meth:`Ledger.repair`) drops it. An append is also refused if the ledger does not extend a
+receipt kept in ``<ledger>.receipts/`` (a rollback of both files). Policy checks (budget from
+the header, owner, ids, lineage) run before any byte is written, so a refused release leaves
+both files byte-identical.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gt_secure.ledger.log import (
     LedgerScan,
     LogState,
     TornTail,
+    check_receipts,
     checkpoint_path,
     parse_entries,
     read_state,
@@ -215,6 +218,7 @@ class Ledger:
                 raise InvalidFieldError("log_key", key_id(log_key.public_key()),
                                         f"the ledger owner's key {header.signer} (it signs "
                                         "every checkpoint)")
+            check_receipts(self.path, state.tree)  # an operator's rollback is refused too
             fields = build(state)
             fields["prev_hash"] = sha256_hex(state.lines[-1])
             fields["signer"] = key_id(key.public_key())

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger import _files
 from gt_secure.ledger._model import FrozenModel
+from gt_secure.ledger.log import receipts_path
 from gt_secure.ledger.merkle import verify_consistency
 from gt_secure.ledger.note import SignedCheckpoint, cosignature, signature_kind
 from gt_secure.ledger.store import Ledger
@@ -134,7 +135,7 @@ def witness_ledger(witness: Witness, ledger: Ledger) -> SignedCheckpoint:
 
 def receipts_dir(ledger: Ledger) -> Path:
     """Where an organization keeps the receipts of its ledger: ``<ledger>.receipts/``."""
-    return ledger.path.with_name(ledger.path.name + ".receipts")
+    return receipts_path(ledger.path)
 
 
 def store_receipt(ledger: Ledger, receipt: str, witness: str,

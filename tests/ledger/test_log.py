@@ -165,3 +165,19 @@ def test_witness_accepts_every_extension_and_refuses_every_fork(old: int, grow: 
         if new > 1:
             with pytest.raises(LogConsistencyError, match="rollback or truncation"):
                 witness.cosign(note(new - 1, tree.root(new - 1)), [], owner="org-a")
+
+
+def test_an_append_after_a_rollback_below_a_kept_receipt_is_refused(populated: World,
+                                                                    tmp_path: Path) -> None:
+    ledger = populated.ledger
+    older = ledger.read_bytes(), ledger.checkpoint_path.read_bytes()
+    release(populated, "org-a", "r3-org-a", [VECTOR])
+    receipt = witness_ledger(Witness("org-b", populated.keys["org-b"], tmp_path / "w"),
+                             ledger).text()
+    store_receipt(ledger, receipt, "org-b", populated.keys["org-b"].public_key())
+    ledger.path.write_bytes(older[0])  # the operator restores yesterday's backup of both files
+    ledger.checkpoint_path.write_bytes(older[1])
+    assert len(ledger.entries()) == 5
+    with pytest.raises(LedgerIntegrityError, match="does not extend the receipt org-b.txt"):
+        release(populated, "org-a", "r4-org-a", [VECTOR])
+    assert ledger.read_bytes() == older[0]
