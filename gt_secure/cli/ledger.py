@@ -162,6 +162,11 @@ def _report(args: argparse.Namespace) -> int:
     state = ("VERIFICATION FAILED" if _failed(views) else
              "UNVERIFIED" if args.unverified else "verified")
     print(f"wrote {args.out} ({state})")
+    if args.pdf is not None:
+        from gt_secure.ledger.report_html import chromium
+
+        chromium(args.out, pdf=args.pdf)
+        print(f"wrote {args.pdf} ({state})")
     return 1 if _failed(views) else 0
 
 
@@ -252,6 +257,8 @@ def register(subparsers: Any) -> None:
     _add_filters(report)
     report.add_argument("--out", type=Path, default=Path("ledger_report.html"),
                         help="HTML file to write (default: ledger_report.html)")
+    report.add_argument("--pdf", type=Path, default=None,
+                        help="also print the report to this PDF (headless Chromium)")
     export = add("export", _export, "export one ledger's entries as CSV or JSON (unverified)")
     _add_reading(export, keys="none")
     export.add_argument("--format", choices=("csv", "json"), default="json",

@@ -11,9 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import shutil
+import subprocess
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
+from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.report import (
     UNVERIFIED,
     Filters,
@@ -29,7 +33,8 @@ td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#ee
 .fail{background:#fce8e6;color:#a50e0e;border:3px solid #d93025}
 .unverified{background:#fff4e5;color:#8a4b00;border:3px solid #e37400}
 .stamp{position:fixed;top:8px;right:8px;background:#e37400;color:#fff;padding:4px 10px;
-font-weight:bold;z-index:10}tr.failed td{background:#fce8e6;color:#a50e0e}"""
+font-weight:bold;z-index:10}tr.failed td{background:#fce8e6;color:#a50e0e}
+td:nth-child(8){min-width:28em}"""
 
 
 def epsilon_plot_png(views: Sequence[LedgerView]) -> bytes:
@@ -114,8 +119,9 @@ def _entries(view: LedgerView) -> str:
     for line, e, text in view.numbered():
         bad = line in failed
         status = "FAILED" if bad else ("unverified" if view.verification is None else "ok")
+        total = None if e.epsilon_total is None else f"{e.epsilon_total:.4f}"
         cells = _cells((line, status, e.timestamp, e.kind, e.org_id, e.release_id, e.round, text,
-                        f"{e.epsilon_spent:.4f}", e.epsilon_total,
+                        f"{e.epsilon_spent:.4f}", total,
                         view.budget_of(e) if e.kind == "release" else None,
                         e.update_vector_hash[:16], view.signer_name(e)))
         rows.append(f'<tr class="{"failed" if bad else "entry"}">{cells}</tr>')
@@ -143,3 +149,20 @@ lineage. Each guarantee is stated as recorded; verification recomputes every eps
 {"".join(_entries(v) for v in views)}
 </body></html>
 """
+
+
+def chromium(page: Path, *, pdf: Path | None = None, screenshot: Path | None = None,
+             timeout: float = 120) -> None:
+    """Render ``page`` in headless Chromium to a PDF and/or a 1200x900 PNG screenshot."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        raise InvalidFieldError("--pdf", str(pdf or screenshot), "written by Chromium, which "
+                                "is not installed (apt-get install chromium)")
+    flags = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+             "--window-size=1200,900"]
+    if pdf is not None:
+        flags.append(f"--print-to-pdf={pdf.resolve()}")
+    if screenshot is not None:
+        flags.append(f"--screenshot={screenshot.resolve()}")
+    subprocess.run([*flags, page.resolve().as_uri()], check=True, capture_output=True,
+                   timeout=timeout)
