@@ -16,7 +16,8 @@ MEMBERS = 64  # audited members per organization: its first training texts (all 
 
 
 def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
-    """Verify each organization's ledger against its public key; write an HTML report each."""
+    """Verify each organization's ledger against its public key and, when the aggregator
+    returned one, its latest receipt (nothing dropped since); write an HTML report each."""
     from gt_secure.ledger.report import LedgerView
     from gt_secure.ledger.report_html import html_report
     from gt_secure.ledger.signing import load_trusted_keys
@@ -33,7 +34,13 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
             results[org] = {"ok": False, "entries": 0, "detail": "no ledger written"}
             continue
         trusted = load_trusted_keys([state])
-        check = verify_ledger(path, trusted)
+        receipt_file = state / "ledger.jsonl.receipts" / "aggregator.txt"
+        witness = out / "provider" / "witness"  # the aggregator's cosigning key
+        receipt = None
+        if receipt_file.exists() and witness.is_dir():
+            trusted = load_trusted_keys([state, witness])
+            receipt = receipt_file.read_text(encoding="utf-8")
+        check = verify_ledger(path, trusted, receipt=receipt)
         entries = Ledger(path).entries()
         view = LedgerView(path, entries, check, {k: t.owner for k, t in trusted.items()})
         (reports / f"ledger-{org}.html").write_text(
