@@ -70,11 +70,17 @@ class KeyHolder:
     min_orgs: int
 
     def new_keys(self, run_id: int, round_idx: int, params: CkksParams) -> bytes:
-        """Fresh CKKS keys for the round (secret key mode 0600); the public context bytes."""
+        """Fresh CKKS keys for the round (secret key mode 0600); the public context bytes.
+
+        Keys of this run's other rounds that were never used (a voided round) are deleted and
+        their rounds closed: a key never outlives its round."""
         keys_dir = round_file(self.directory, run_id, round_idx, "keys")
         if keys_dir.exists() or round_file(self.directory, run_id, round_idx, "done").exists():
             raise InvalidFieldError("round", round_idx,
                                     f"a round without CKKS keys in run {run_id}")
+        for stale in self.directory.glob(f"{run_id}-*.keys"):
+            shutil.rmtree(stale)
+            stale.with_suffix(".done").write_text(json.dumps({"orgs": [], "retired": True}))
         keys = CkksKeyPair.generate(params)
         keys.save(keys_dir)
         return keys.public_context_bytes()

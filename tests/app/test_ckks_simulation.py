@@ -13,18 +13,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Context
+from flwr.app import Context, Message, MessageType
+from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from gt_secure.aggregation.ckks import add_ciphertexts, load_public_context
 from gt_secure.aggregation.secagg_round import wait_for_nodes
+from gt_secure.app.ckks_messages import stage_of
 from gt_secure.app.ckks_round import decrypt_stage, encrypt_stage, key_stage, train_stage
-from gt_secure.app.config import AppConfig
+from gt_secure.app.config import AppConfig, org_id_of
+from gt_secure.app.messages import read_ckks_request
 from gt_secure.app.mods import expected_for
+from gt_secure.app.server_app import make_server_app
 from gt_secure.data.organizations import ORGANIZATIONS
 from gt_secure.organization.policy import policy_for, write_policy
-from tests.app.faulty_app import make_faulty_client_app
+from tests.app.faulty_app import Faults, make_faulty_client_app
 from tests.app.test_simulation import (
     BACKEND,
     DIM,
@@ -32,7 +37,6 @@ from tests.app.test_simulation import (
     global_after,
     rejected,
     sent_mean,
-    simulate,
 )
 
 ORGS = ["bank", "hospital", "law"]
@@ -55,19 +59,49 @@ def _ckks_files(tmp_path: Path, org: str) -> list[str]:
     return sorted(p.name for p in (tmp_path / "orgs" / org / "ckks").iterdir())
 
 
+def _encrypt_fault_mod(org: str, round_idx: int) -> Mod:
+    """Mod under which ``org``'s node dies at the encrypt stage of ``round_idx``."""
+
+    def mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
+        if (msg.metadata.message_type == MessageType.TRAIN
+                and read_ckks_request(msg.content) == "encrypt"
+                and org_id_of(ctxt.node_config) == org
+                and stage_of(msg.content).get("round") == round_idx):
+            raise RuntimeError("organization process died after the key agreement")
+        return call_next(msg, ctxt)
+
+    return mod
+
+
+def simulate_with_encrypt_fault(tmp_path: Path, overrides: dict[str, Any], faults: Faults,
+                                dies: tuple[str, int]) -> dict[str, Any]:
+    """Like ``simulate``, plus one organization dying at one round's encrypt stage."""
+    for org in ORGANIZATIONS:
+        write_policy(policy_for("dp-ckks", 100.0, min_organizations=2),
+                     tmp_path / "orgs" / org / "policy.toml")
+    overrides = SMALL | overrides | {"output-dir": str(tmp_path / "out")}
+    inner = make_faulty_client_app(overrides, faults)
+    app = ClientApp(mods=[_encrypt_fault_mod(*dies)])
+    app.train()(lambda msg, ctxt: inner(msg, ctxt))
+    app.evaluate()(lambda msg, ctxt: inner(msg, ctxt))
+    run_simulation(make_server_app(overrides), app, num_supernodes=3, backend_config=BACKEND)
+    summary: dict[str, Any] = json.loads((tmp_path / "out" / "summary.json").read_text())
+    return summary
+
+
 def test_ckks_rounds_release_only_the_mean_of_every_signed_contribution(tmp_path: Path) -> None:
-    # Prepare: the packaged dp-ckks protocol (DP-SGD, sigma = 1 vector noise); `simulate`
-    # writes each organization's policy. Round 2: bank and law send layouts naming a foreign
-    # base model, so 2 of 3 organizations are refused.
-    overrides = {"protocol": "dp-ckks", "num-rounds": 2}
+    # Prepare: the packaged dp-ckks protocol (DP-SGD, sigma = 1 vector noise). Round 2: bank
+    # and law send layouts naming a foreign base model, so 2 of 3 organizations are refused.
+    # Round 3: law's node dies after the key agreement, at the encrypt stage.
+    overrides = {"protocol": "dp-ckks", "num-rounds": 3}
     faults = {("bank", 2): "base-hash", ("law", 2): "base-hash"}
 
     # Execute
-    summary = simulate(tmp_path, overrides, faults)
+    summary = simulate_with_encrypt_fault(tmp_path, overrides, faults, ("law", 3))
 
     # Assert: round 1 is the mean of the three sent vectors, within the quantization bound
     # (the CKKS error is rounded away), and the vector noise is really there.
-    first, second = summary["rounds"]
+    first, second, third = summary["rounds"]
     run_id = summary["run_id"]
     assert first["aggregation"] == "ckks" and first["accepted"] == ORGS
     assert first["rejections"] == []
@@ -91,6 +125,16 @@ def test_ckks_rounds_release_only_the_mean_of_every_signed_contribution(tmp_path
     assert not (tmp_path / "out" / "round2").exists()
     assert f"{run_id}-2.vector.npy" in _ckks_files(tmp_path, "hospital")  # never left the node
     assert not {f"{run_id}-2.keys", f"{run_id}-2.done"} & set(_ckks_files(tmp_path, "bank"))
+    # Assert: round 3 decrypted nothing: law's masks would not cancel. The others encrypted
+    # once (their vector copies are gone); the key holder's round-3 key was never used.
+    assert third["accepted"] == [] and third["mean_l2_norm"] is None
+    assert rejected(third) == {"?": "reply", "sum": "contributions.missing"}
+    assert "died after the key agreement" in third["rejections"][0]["message"]
+    assert "['law']" in third["rejections"][1]["message"]
+    assert f"{run_id}-3.done" not in _ckks_files(tmp_path, "bank")
+    assert f"{run_id}-3.vector.npy" not in _ckks_files(tmp_path, "hospital")
+    assert f"{run_id}-3.vector.npy" in _ckks_files(tmp_path, "law")
+    assert not (tmp_path / "out" / "round3").exists()
     # Assert: every release is in its organization's ledger; the adapter of round 1 was
     # delivered and scored by every organization.
     for org in ORGS:

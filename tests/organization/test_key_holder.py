@@ -176,3 +176,12 @@ def test_roster_keeps_the_first_key_of_an_organization(tmp_path: Path) -> None:
     publish_key(tmp_path, "bank", key)
     with pytest.raises(InvalidFieldError, match=r"roster\[bank\]"):
         publish_key(tmp_path, "bank", Ed25519PrivateKey.generate().public_key())
+
+
+def test_keys_of_a_voided_round_are_retired_by_the_next_round(tmp_path: Path) -> None:
+    r = _round(tmp_path)
+    total = r.sum_of(ORGS)
+    r.holder.new_keys(1, 2, PARAMS)  # round 1 was never decrypted: its key goes
+    assert not (tmp_path / HOLDER / "1-1.keys").exists()
+    with pytest.raises(InvalidFieldError, match="once per round"):
+        r.decrypt(total)
