@@ -150,6 +150,12 @@ def decrypt_reply(org_id: str, decryption: Decryption) -> RecordDict:
 def read_decrypt_reply(content: RecordDict) -> tuple[np.ndarray, list[str], float]:
     """Mean, organizations in it and its error bound, from the key holder's reply."""
     body = _reply_of(content)
-    mean = np.frombuffer(bytes(cast(bytes, body[KEY_MEAN])), dtype="<f8").astype(np.float64)
-    return mean, [str(o) for o in cast(list[str], body[KEY_ORGS])], float(cast(float,
-                                                                              body[KEY_ERROR]))
+    try:
+        raw = bytes(cast(bytes, body[KEY_MEAN]))
+        orgs = [str(o) for o in cast(list[str], body[KEY_ORGS])]
+        error = float(cast(float, body[KEY_ERROR]))
+        mean = np.frombuffer(raw, dtype="<f8").astype(np.float64)
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidFieldError(f"reply.{REPLY}", sorted(body), "a mean, its organizations "
+                                "and its error bound") from err
+    return mean, orgs, error

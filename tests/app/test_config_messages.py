@@ -9,6 +9,7 @@ import pytest
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
+from gt_secure.app.ckks_messages import REPLY, decrypt_reply, read_decrypt_reply
 from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.config import AppConfig, org_id_of
 from gt_secure.app.messages import (
@@ -24,6 +25,7 @@ from gt_secure.app.messages import (
     write_reply,
 )
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError
+from gt_secure.organization.key_holder import Decryption
 from gt_secure.organization.policy import policy_for, write_policy
 
 
@@ -140,3 +142,12 @@ def test_ckks_mod_leaves_other_requests_alone(tmp_path: Path) -> None:
     make_ckks_mod()(msg, _context(tmp_path), handler)
     assert seen == [msg]
     assert not (tmp_path / "bank" / "ckks").exists()
+
+
+def test_ckks_decrypt_reply_round_trips_and_a_malformed_one_is_refused() -> None:
+    released = Decryption(np.array([0.5, -1.25]), ["bank", "law"], 2.0**-16)
+    mean, orgs, error = read_decrypt_reply(decrypt_reply("bank", released))
+    np.testing.assert_array_equal(mean, released.mean)
+    assert (orgs, error) == (["bank", "law"], 2.0**-16)
+    with pytest.raises(InvalidFieldError, match=r"reply\.gt\.ckks-reply must be a mean"):
+        read_decrypt_reply(RecordDict({REPLY: ConfigRecord({"orgs": ["bank"]})}))
