@@ -181,3 +181,10 @@ def test_an_append_after_a_rollback_below_a_kept_receipt_is_refused(populated: W
     with pytest.raises(LedgerIntegrityError, match="does not extend the receipt org-b.txt"):
         release(populated, "org-a", "r4-org-a", [VECTOR])
     assert ledger.read_bytes() == older[0]
+    ledger.path.unlink()  # or deletes the ledger and starts a new one
+    ledger.checkpoint_path.unlink()
+    fresh = Ledger.create(ledger.path, owner="org-a", budget=BUDGET,  # type: ignore[arg-type]
+                          signing_key=populated.keys["org-a"])
+    with pytest.raises(LedgerIntegrityError, match="does not extend the receipt org-b.txt"):
+        release(World(populated.keys, populated.key_dir, populated.trusted, fresh), "org-a",
+                "r1-org-a", [VECTOR])
