@@ -25,7 +25,7 @@ def test_light_rdp_equals_opacus(history: list[tuple[float, float, int]], delta:
     assert rdp_epsilon(history, delta) == real.get_epsilon(delta)  # ... and again, from cache
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(history=st.lists(STEP, min_size=1, max_size=2))
 def test_light_prv_equals_opacus(history: list[tuple[float, float, int]]) -> None:
     _, light_prv = light_classes()
