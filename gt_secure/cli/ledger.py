@@ -82,7 +82,11 @@ def _trusted(args: argparse.Namespace) -> dict[str, Any] | None:
                                 "of the signers) to verify first, or pass --unverified")
     from gt_secure.ledger.signing import load_trusted_keys
 
-    return dict(load_trusted_keys(args.trusted_keys))
+    try:
+        return dict(load_trusted_keys(args.trusted_keys))
+    except ValueError as err:  # cryptography: not a PEM public key
+        raise InvalidFieldError("--trusted-keys", args.trusted_keys, "directories or files of "
+                                f"PEM Ed25519 public keys ({err})") from err
 
 
 def _views(args: argparse.Namespace) -> list[LedgerView]:

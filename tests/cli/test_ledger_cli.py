@@ -32,6 +32,15 @@ def test_missing_or_empty_ledger_is_exit_2_naming_the_path(verb: str, tmp_path: 
         assert str(path) in one_line(run.err)
 
 
+def test_bad_trusted_keys_are_input_errors(populated: World, tmp_path: Path) -> None:
+    garbage = tmp_path / "org-a.pub.pem"
+    garbage.write_text("not a key")
+    for keys, named in ((garbage, "--trusted-keys must be"), (tmp_path / "absent", "absent")):
+        run = cli("ledger", "verify", "--ledger", str(populated.ledger.path), "--trusted-keys",
+                  str(keys))
+        assert run.code == 2 and named in one_line(run.err)
+
+
 def test_show_needs_keys_or_unverified_stamp(populated: World) -> None:
     ledger = str(populated.ledger.path)
     run = cli("ledger", "show", "--ledger", ledger)
