@@ -76,7 +76,10 @@ def register(subparsers: Any) -> None:
 
 def _canaries(args: argparse.Namespace) -> int:
     from gt_secure.audit.canary import make_manifest
+    from gt_secure.errors import InvalidFieldError
 
+    if args.n < 2:
+        raise InvalidFieldError("--n", args.n, ">= 2 (half are inserted, half held out)")
     manifest = make_manifest(args.n, args.canary_seed, args.split_seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     manifest.save(args.out)

@@ -48,6 +48,8 @@ def test_run_usage_errors_name_the_option(tmp_path: Path, adapter: Path, manifes
         assert expected in one_line(run.err)
         assert "--tokenizer" not in run.err
     assert not (tmp_path / "out").exists()
+    run = cli("audit", "canaries", "--n", "0", "--out", str(tmp_path / "m0.json"))
+    assert run.code == 2 and "--n must be >= 2" in one_line(run.err)
 
 
 def test_delivered_adapter_is_audited(tmp_path: Path, adapter: Path, manifest: Path) -> None:
