@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--translator-out", type=Path, default=None,
                         help="also save the epsilon=inf translator here")
     parser.add_argument("--subsets", type=int, default=None, help="K (default 300)")
+    parser.add_argument("--groups", type=int, default=None, help="multi-org groups (default 100)")
+    parser.add_argument("--epsilons", type=float, nargs="+", default=None,
+                        help="epsilons to evaluate (default: inf 8 1)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     shadow, train, utility = QUICK if args.quick else (ShadowConfig(), TrainConfig(),
@@ -46,6 +49,11 @@ def main() -> None:
     if args.subsets:
         shadow = shadow.model_copy(update={"subsets": args.subsets})
     eps = (math.inf,) if args.quick else (math.inf, 8.0, 1.0)
+    if args.epsilons:
+        eps = tuple(args.epsilons)
+        shadow = shadow.model_copy(update={"epsilons": tuple(e for e in eps if e != math.inf)})
+    if args.groups is not None:
+        shadow = shadow.model_copy(update={"groups": args.groups})
     result = run_utility_benchmark(shadow, train, utility, args.cache, args.out,
                                    epsilons=eps, translator_dir=args.translator_out)
     if not args.quick:

@@ -56,6 +56,7 @@ def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: Uti
         if translator_dir is not None and math.isinf(eps):
             translator.save(translator_dir, metrics, {"shadow": shadow.model_dump(mode="json"),
                                                       "train": train.model_dump(mode="json")})
+            pairs.split()[1].save(str(translator_dir / "shadow_pairs.safetensors"))  # held out
         methods = _methods(train_pairs, translator)
         oracles = {org: FamilyMean(train_pairs, FAMILY_INDEX[ORG_STYLES[org].family]).translate
                    for org in (*utility.orgs, *utility.stretch_orgs)}
@@ -63,12 +64,13 @@ def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: Uti
         scores += evaluate_multi(ev, methods, eps)
         console.print(f"eps={eps_key(eps)} evaluated ({time.time() - start:.0f} s)")
     rows = pgr_rows(scores)
+    checks = gates(rows)
     result = {"shadow": shadow.model_dump(mode="json"), "train": train.model_dump(mode="json"),
               "utility": utility.model_dump(mode="json"), "held_out_pairs": held_out,
-              "rows": rows, "baselines": list(BASELINES), "gates": gates(rows),
+              "rows": rows, "baselines": list(BASELINES), "gates": checks,
               "scores": [s.model_dump() for s in scores], "seconds": time.time() - start}
     print_rows(console, rows)
-    print_gates(console, result["gates"])
+    print_gates(console, checks)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "utility.json").write_text(json.dumps(result, indent=2, default=str))
     return result

@@ -1,35 +1,23 @@
-"""Build a translator end to end: shadow pairs -> subset-wise split -> training -> save."""
+"""Build a translator end to end: shadow set -> pairs -> training (held-out subsets) -> save."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from gt_secure.provider.baselines import MeanUpdate, RidgeMap
-from gt_secure.provider.shadow import ShadowConfig, ShadowPairs, generate_shadow_pairs
+from gt_secure.provider.pairs import ShadowPairs
+from gt_secure.provider.shadow import ShadowConfig, generate_shadow_set
 from gt_secure.provider.training import TrainConfig, Translator, evaluate_pairs, train_translator
 from gt_secure.update import UpdateVector
 
 
-def split_by_subset(
-    pairs: ShadowPairs, validation_fraction: float, seed: int = 0
-) -> tuple[ShadowPairs, ShadowPairs]:
-    """Hold out whole shadow subsets (never single checkpoints of a seen subset)."""
-    subsets = np.unique(pairs.subset)
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(len(subsets) * validation_fraction)))
-    held = rng.choice(subsets, size=n_val, replace=False)
-    mask = np.isin(pairs.subset, held)
-    return pairs.select(~mask), pairs.select(mask)
-
-
-def compare_on_pairs(
-    pairs: ShadowPairs, train_cfg: TrainConfig, validation_fraction: float = 0.25
-) -> dict[str, dict[str, float]]:
+def compare_on_pairs(pairs: ShadowPairs, train_cfg: TrainConfig) -> dict[str, dict[str, float]]:
     """Held-out-subset error of the translator vs the mean-update and ridge baselines."""
-    train, val = split_by_subset(pairs, validation_fraction, train_cfg.seed)
-    translator, _ = train_translator(train, train_cfg)
+    train, val = pairs.split()
+    translator, _ = train_translator(pairs, train_cfg)
     out = {"grad_transformer": evaluate_pairs(translator, val)}
     for name, baseline in (("mean_update", MeanUpdate(train)), ("ridge", RidgeMap(train))):
         out[name] = _baseline_error(baseline, val)
@@ -49,19 +37,18 @@ def _baseline_error(baseline: MeanUpdate | RidgeMap, val: ShadowPairs) -> dict[s
 
 
 def build_translator(
-    shadow_cfg: ShadowConfig, train_cfg: TrainConfig, cache_root: Path, out_dir: Path
+    shadow_cfg: ShadowConfig, train_cfg: TrainConfig, cache_root: Path, out_dir: Path,
+    epsilon: float = math.inf,
 ) -> tuple[Translator, dict[str, float]]:
-    """Generate shadow pairs, train on all of them, save to ``out_dir`` with a manifest."""
-    pairs = generate_shadow_pairs(shadow_cfg, cache_root)
+    """Generate the shadow set, train on its pairs at ``epsilon``, save with a manifest."""
+    pairs = generate_shadow_set(shadow_cfg, cache_root).pairs(epsilon)
     translator, metrics = train_translator(pairs, train_cfg)
     metrics["pairs"] = float(len(pairs.tiny))
     translator.save(
         out_dir,
         metrics,
-        {
-            "shadow_config": shadow_cfg.model_dump(mode="json"),
-            "train_config": train_cfg.model_dump(mode="json"),
-        },
+        {"shadow_config": shadow_cfg.model_dump(mode="json"),
+         "train_config": train_cfg.model_dump(mode="json"), "epsilon": str(epsilon)},
     )
-    pairs.save(out_dir / "shadow_pairs.safetensors")  # ships with it: tests and baselines use it
+    pairs.split()[1].save(str(out_dir / "shadow_pairs.safetensors"))  # held out: tests use them
     return translator, metrics

@@ -123,9 +123,7 @@ def train_translator(
     vt, vl = _standardise(net, val)
     groups = torch.from_numpy(train.subset).to(device)
     alpha = select_alpha(zt.flatten(1), zl.flatten(1), groups, cfg.ridge_alphas)
-    with torch.no_grad():
-        net.linear.weight.copy_(ridge_weights(zt.flatten(1), zl.flatten(1), alpha).T)
-    net.linear.weight.requires_grad_(False)
+    net.set_linear_path(ridge_weights(zt.flatten(1), zl.flatten(1), alpha))
     ridge_val = _mse(net, vt, vl)
     best, best_state, stale, epochs_run = ridge_val, _snapshot(net), 0, 0
     params = [p for p in net.parameters() if p.requires_grad]

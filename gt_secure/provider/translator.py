@@ -27,6 +27,7 @@ class TranslatorConfig(BaseModel):
     encoder_layers: int = Field(2, ge=1)
     decoder_layers: int = Field(2, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
+    linear_rank: int = Field(128, ge=1)  # rank of the stored ridge path (truncated SVD)
 
 
 class GradTransformer(nn.Module):
@@ -41,8 +42,12 @@ class GradTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         d_in, d_out = cfg.tiny_layers * cfg.tiny_dim, cfg.llm_layers * cfg.llm_dim
-        self.linear = nn.Linear(d_in, d_out, bias=False)  # the ridge path (fitted, then frozen)
-        nn.init.zeros_(self.linear.weight)
+        rank = min(cfg.linear_rank, d_in, d_out)
+        # The ridge path, stored as its rank-k truncated SVD (fitted in closed form, then frozen).
+        self.linear_down = nn.Linear(d_in, rank, bias=False)
+        self.linear_up = nn.Linear(rank, d_out, bias=False)
+        nn.init.zeros_(self.linear_down.weight)
+        nn.init.zeros_(self.linear_up.weight)
         self.input_proj = nn.Linear(cfg.tiny_dim, cfg.d_model)
         self.input_pos = nn.Parameter(torch.randn(cfg.tiny_layers, cfg.d_model) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.llm_layers, cfg.d_model) * 0.02)
@@ -69,9 +74,19 @@ class GradTransformer(nn.Module):
         self.llm_mean.copy_(llm.mean(0))
         self.llm_std.copy_(llm.std(0).clamp(min=1e-8))
 
+    @torch.no_grad()
+    def set_linear_path(self, weights: torch.Tensor) -> None:
+        """Store the (D_tiny, D_llm) ridge map as its best rank-k approximation; freeze it."""
+        u, s, vh = torch.linalg.svd(weights.float(), full_matrices=False)
+        k = self.linear_down.out_features
+        self.linear_down.weight.copy_((u[:, :k] * s[:k].sqrt()).T)  # (k, D_tiny)
+        self.linear_up.weight.copy_(vh[:k].T * s[:k].sqrt())  # (D_llm, k)
+        self.linear_down.weight.requires_grad_(False)
+        self.linear_up.weight.requires_grad_(False)
+
     def linear_path(self, tiny_z: torch.Tensor) -> torch.Tensor:
         """(B, L_tiny, d_tiny) -> (B, L_llm, d_llm), standardised."""
-        flat = self.linear(tiny_z.flatten(1))
+        flat = self.linear_up(self.linear_down(tiny_z.flatten(1)))
         return flat.view(len(tiny_z), self.cfg.llm_layers, self.cfg.llm_dim)
 
     def residual(self, tiny_z: torch.Tensor) -> torch.Tensor:

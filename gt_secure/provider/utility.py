@@ -10,7 +10,7 @@ the LLM trained on the union of their records, P the mean over their test sets.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -96,7 +96,7 @@ def train_updates(name: str, texts: list[list[str]], seeds: list[int], shadow: S
 
 def evaluate_single(ev: Evaluator, methods: dict[str, Translate], epsilon: float,
                     public: dict[tuple[str, int], UpdateVector],
-                    oracles: dict[str, Translate]) -> list[Score]:
+                    oracles: Mapping[str, Translate]) -> list[Score]:
     """Every method on every organization (and stretch organization) and seed at ``epsilon``."""
     cfg, shadow = ev.cfg, ev.shadow
     orgs = [*cfg.orgs, *cfg.stretch_orgs]
@@ -186,22 +186,24 @@ def pgr_rows(scores: list[Score]) -> list[dict]:
     groups: dict[tuple[str, int, float], dict[str, Score]] = {}
     for s in scores:
         groups.setdefault((s.org, s.seed, s.epsilon), {})[s.method] = s
-    acc: dict[tuple[str, float, str], dict[str, list]] = {}
+    pgrs: dict[tuple[str, float, str], list[float]] = {}
+    ppls: dict[tuple[str, float, str], dict[str, list[float]]] = {}
     for (org, _seed, eps), by_method in groups.items():
         tiny, top = by_method["tinylm_finetuned"], by_method["llm_finetuned"]
         setting = ("multi" if "+" in org else
                    "stretch" if ORG_STYLES[org].family in HELD_OUT_FAMILIES else "single")
         for method, s in by_method.items():
-            row = acc.setdefault((method, eps, setting), {"pgr": [], "ppl": {}})
+            key = (method, eps, setting)
             gap = tiny.perplexity - top.perplexity
-            row["pgr"].append((tiny.perplexity - s.perplexity) / gap if abs(gap) > 1e-9
-                              else float("nan"))
+            pgrs.setdefault(key, []).append((tiny.perplexity - s.perplexity) / gap
+                                            if abs(gap) > 1e-9 else float("nan"))
             for o, v in (s.per_org or {org: s.perplexity}).items():
-                row["ppl"].setdefault(o, []).append(v)
+                ppls.setdefault(key, {}).setdefault(o, []).append(v)
     rows = []
-    for (method, eps, setting), row in acc.items():
-        pgr = np.array(row["pgr"], dtype=float)
+    for (method, eps, setting), values in pgrs.items():
+        pgr = np.array(values, dtype=float)
         rows.append({"method": method, "epsilon": eps, "setting": setting,
                      "pgr_mean": float(np.nanmean(pgr)), "pgr_std": float(np.nanstd(pgr)),
-                     "perplexity": {o: float(np.mean(v)) for o, v in row["ppl"].items()}})
+                     "perplexity": {o: float(np.mean(v))
+                                    for o, v in ppls[(method, eps, setting)].items()}})
     return rows

@@ -135,7 +135,8 @@ def _pad_to(batch: dict[str, torch.Tensor], length: int) -> dict[str, torch.Tens
     return {k: nn.functional.pad(v, (0, extra), value=fill[k]) for k, v in batch.items()}
 
 
-def _example_nll(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _example_nll(model: nn.Module, batch: dict[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example: (sum of token NLL, token count), each (N,)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     targets = batch["labels"][:, 1:]
@@ -215,7 +216,7 @@ def _privatise(stacked: StackedAdapters, weight: torch.Tensor, dp: BatchedDp,
         if layer.a.requires_grad:
             grads.append((layer.a, per["a"]))
         grads.append((layer.b, per["b"]))
-    sq = sum(g.pow(2).flatten(2).sum(2) for _, g in grads)  # (K, b)
+    sq = torch.stack([g.pow(2).flatten(2).sum(2) for _, g in grads]).sum(0)  # (K, b)
     factor = (dp.clip_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0) * weight  # (K, b)
     expected = dp.sample_rate * sizes  # (K,) expected batch sizes
     for param, g in grads:

@@ -35,7 +35,7 @@ def attach_lora(model: PreTrainedModel, spec: LoraSpec | None = None) -> PeftMod
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.init_seed)
         peft_model = get_peft_model(model, config)
-    peft_model.gt_lora_spec = spec  # which factors train: read by lora_parameters
+    object.__setattr__(peft_model, "gt_lora_spec", spec)  # read by lora_parameters
     if spec.freeze_a:
         for name, param in peft_model.named_parameters():
             if ".lora_A." in name:

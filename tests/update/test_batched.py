@@ -24,8 +24,11 @@ def test_batched_adapters_equal_sequential_finetunes(freeze_a: bool) -> None:
     for j, (tx, seed) in enumerate(zip(texts, [5, 7], strict=True)):
         model, init, layout, _ = fresh_lora("tinylm", spec)
         snaps: dict[int, np.ndarray] = {}
-        finetune_lora(model, tok, tx, CFG.model_copy(update={"seed": seed}),
-                      on_step=lambda s, _l: snaps.__setitem__(s, lora_state(model) - init))
+
+        def snap(step: int, _loss: float, model=model, init=init, snaps=snaps) -> None:  # type: ignore[no-untyped-def]
+            snaps[step] = lora_state(model) - init
+
+        finetune_lora(model, tok, tx, CFG.model_copy(update={"seed": seed}), on_step=snap)
         assert got[4].shape[1] == layout.size == (1024 if freeze_a else 2048)
         for step in (2, 4):
             a, b = got[step][j], snaps[step]
