@@ -46,6 +46,7 @@ def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: Uti
     public = public_finetunes(ev)
     scores: list[Score] = []
     held_out: dict[str, dict[str, float]] = {}
+    result: dict = {}
     for eps in epsilons:
         pairs = shadow_set.pairs(eps)
         train_pairs, _ = pairs.split()
@@ -63,14 +64,20 @@ def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: Uti
         scores += evaluate_single(ev, methods, eps, public, oracles)
         scores += evaluate_multi(ev, methods, eps)
         console.print(f"eps={eps_key(eps)} evaluated ({time.time() - start:.0f} s)")
+        # Written after every epsilon: a run cut short keeps what it measured.
+        result = _write(out_dir, shadow, train, utility, held_out, scores, start)
+        print_rows(console, [r for r in result["rows"] if r["epsilon"] == eps])
+    print_gates(console, result["gates"])
+    return result
+
+
+def _write(out_dir: Path, shadow: ShadowConfig, train: TrainConfig, utility: UtilityConfig,
+           held_out: dict, scores: list[Score], start: float) -> dict:
     rows = pgr_rows(scores)
-    checks = gates(rows)
     result = {"shadow": shadow.model_dump(mode="json"), "train": train.model_dump(mode="json"),
               "utility": utility.model_dump(mode="json"), "held_out_pairs": held_out,
-              "rows": rows, "baselines": list(BASELINES), "gates": checks,
+              "rows": rows, "baselines": list(BASELINES), "gates": gates(rows),
               "scores": [s.model_dump() for s in scores], "seconds": time.time() - start}
-    print_rows(console, rows)
-    print_gates(console, checks)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "utility.json").write_text(json.dumps(result, indent=2, default=str))
     return result
