@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
+from gt_secure.ledger.ddp_mechanism import DistributedGaussianMechanism
 
 if TYPE_CHECKING:
     import dp_accounting
@@ -115,7 +116,8 @@ class VectorGaussianMechanism(FrozenModel):
         return (self.noise_multiplier, 1.0, 1)
 
 
-Mechanism = Annotated[DpSgdMechanism | VectorGaussianMechanism, Field(discriminator="kind")]
+Mechanism = Annotated[DpSgdMechanism | VectorGaussianMechanism | DistributedGaussianMechanism,
+                      Field(discriminator="kind")]
 
 
 def check_delta(delta: float) -> float:
