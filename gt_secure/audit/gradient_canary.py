@@ -19,6 +19,7 @@ coordinate (an inclusion adds ``min(grad_norm, C)``). ``grad_norm >> C`` makes a
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Literal
@@ -43,7 +44,9 @@ from gt_secure.organization.dp_sgd import (
 from gt_secure.organization.secure_rng import InsecureRandomnessWarning
 
 ATTACK_NAME = "gradient_canary"
-PlantedBug = Literal["clipping_off", "noise_off"]
+PlantedBug = Literal["clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4"]
+PLANTED_BUGS: tuple[PlantedBug, ...] = ("clipping_off", "noise_off", "steps_x2", "steps_x4",
+                                       "sample_rate_x4")
 # Nominal white-box audit run: 64 texts at B=16 (q=1/4), 6 epochs = 24 steps, plain SGD (the
 # score is linear in the noisy gradients), epsilon 1 at delta 1e-5, seeded for reproducible CI.
 GRADIENT_AUDIT_DP_SGD = DpSgdConfig(target_epsilon=1.0, delta=1e-5, max_grad_norm=1.0,
@@ -153,11 +156,14 @@ def run_gradient_canary_audit(
     seed: int = 0,
     beta: float = 0.05,
     organization: str = "",
+    recorded_sample_rate: float | None = None,
 ) -> AuditResult:
     """DP-SGD ``model`` (trained in place) on ``data`` (N, T) with gradient canaries; bound eps.
 
     The claim defaults to the ledger accountant's epsilon of ``cfg`` on N examples; pass the
-    nominal claim when ``cfg`` is a (planted) deviation from what was claimed. Canaries sit on
+    nominal claim when ``cfg`` is a (planted) deviation from what was claimed; canaries are
+    inserted at ``recorded_sample_rate`` (default: ``cfg``'s), the rate an auditor knows from the
+    record, whatever the run's loader does. Canaries sit on
     the trainable tensors whose name contains ``match`` (all when empty).
     """
     if cfg.optimizer != "sgd":
@@ -167,8 +173,8 @@ def run_gradient_canary_audit(
     if claimed_epsilon is None:
         claimed_epsilon = claim_of(cfg, n_examples)[1]
     canaries = make_gradient_canaries(model, n_canaries, seed, grad_norm, match)
-    inserter = CanaryInserter(model, canaries, plan_dp_sgd(cfg, n_examples).sample_rate,
-                              seed + 1)
+    rate = recorded_sample_rate or plan_dp_sgd(cfg, n_examples).sample_rate
+    inserter = CanaryInserter(model, canaries, rate, seed + 1)
     before = canary_values(model, canaries)  # (m,)
     with warnings.catch_warnings():  # seeded audit run; planted zero noise
         warnings.simplefilter("ignore", InsecureRandomnessWarning)
@@ -184,13 +190,20 @@ def run_gradient_canary_audit(
         n_canaries=n_canaries, scores=[float(s) for s in scores], is_member=labels)
 
 
+def _replace(cfg: DpSgdConfig, **update: object) -> DpSgdConfig:
+    return DpSgdConfig.model_validate({**cfg.model_dump(), **update})
+
+
 def plant_bug(cfg: DpSgdConfig, n_examples: int, bug: PlantedBug | None) -> DpSgdConfig:
-    """``cfg`` with explicit noise and, if asked, a classic DP-SGD bug planted.
+    """``cfg`` with explicit noise and, if asked, a DP-SGD bug planted (the claim stays ``cfg``'s).
 
     ``"clipping_off"``: ``max_grad_norm = 1e6`` and ``z / 1e6``, so the noise std stays ``z C``;
-    ``"noise_off"``: ``z = 0``.
+    ``"noise_off"``: ``z = 0``; ``"steps_x2"``/``"steps_x4"``: the loop runs 2x/4x the planned
+    steps; ``"sample_rate_x4"``: the Poisson loader draws each example with ``4 q`` (expected
+    batch ``4 B``, same noise multiplier and steps), which needs ``ceil(N / B)`` divisible by 4.
     """
-    z = plan_dp_sgd(cfg, n_examples).noise_multiplier
+    plan = plan_dp_sgd(cfg, n_examples)
+    z = plan.noise_multiplier
     if bug is None:
         return with_noise(cfg, z)
     if bug == "clipping_off":
@@ -198,7 +211,16 @@ def plant_bug(cfg: DpSgdConfig, n_examples: int, bug: PlantedBug | None) -> DpSg
         return with_noise(cfg, z * cfg.max_grad_norm / huge, max_grad_norm=huge)
     if bug == "noise_off":
         return with_noise(cfg, 0.0)
-    raise InvalidFieldError("bug", bug, "None, 'clipping_off' or 'noise_off'")
+    if bug in ("steps_x2", "steps_x4"):
+        factor = 2 if bug == "steps_x2" else 4
+        return _replace(with_noise(cfg, z), steps=factor * plan.steps)
+    if bug == "sample_rate_x4":
+        bugged = _replace(with_noise(cfg, z), batch_size=4 * cfg.batch_size, steps=plan.steps)
+        if not math.isclose(plan_dp_sgd(bugged, n_examples).sample_rate, 4 * plan.sample_rate):
+            raise InvalidFieldError("n_examples", n_examples, f"a size with ceil(N / "
+                                    f"{cfg.batch_size}) divisible by 4 (exactly 4x the rate)")
+        return bugged
+    raise InvalidFieldError("bug", bug, f"None or one of {list(PLANTED_BUGS)}")
 
 
 def audit_org_dp_sgd(
@@ -229,4 +251,5 @@ def audit_org_dp_sgd(
     return run_gradient_canary_audit(
         model, data, plant_bug(cfg, n_texts, bug), claimed_epsilon=claim,
         n_canaries=n_canaries, grad_norm=grad_norm, match="lora_A", seed=seed, beta=beta,
-        organization=f"{org}: {bug or 'as claimed'}")
+        organization=f"{org}: {bug or 'as claimed'}",
+        recorded_sample_rate=plan_dp_sgd(cfg, n_texts).sample_rate)
