@@ -128,10 +128,9 @@ class DdpParams(BaseModel):
                                      self.max_colluders))
 
     def secagg_params(self, num_shares: int, reconstruction_threshold: int) -> SecAggParams:
-        """Flower SecAgg+ arguments that carry ``[-T/2, T/2)`` integers exactly."""
-        if reconstruction_threshold > self.min_survivors:
-            raise InvalidFieldError("reconstruction_threshold", reconstruction_threshold,
-                                    f"<= min_survivors={self.min_survivors}")
+        """Flower SecAgg+ arguments that carry ``[-T/2, T/2)`` integers exactly (a threshold
+        below ``min_survivors`` lets a round reach UNMASK with fewer: the organizations'
+        :func:`~gt_secure.aggregation.ddp_round.survivor_guard` then refuses it)."""
         params = SecAggParams(num_shares=num_shares,
                               reconstruction_threshold=reconstruction_threshold,
                               clipping_range=float(self.modulus // 2),
