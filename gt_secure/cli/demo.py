@@ -22,11 +22,12 @@ from gt_secure.protocols import DEFAULT_PROTOCOL
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "demo", help="run the end-to-end demo: 3 organizations, one provider (~2-2.5 min)",
+        "demo", help="run the end-to-end demo: 3 organizations, one provider (~1.5-2.5 min)",
         description="Three organizations fine-tune a TinyLM under DP on Flower's simulation "
         "engine, the provider aggregates and translates the mean update into an LLM adapter, "
-        "every ledger is verified and a short membership-inference audit runs. Measured: "
-        "about 2-2.5 minutes on a 2-core machine with the defaults.")
+        "every ledger is verified and a short membership-inference audit runs. Measured with "
+        "the defaults on a 2-core machine: 85 s (load ~3), up to about 2.5 minutes when the "
+        "machine is shared.")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="output directory (default: runs/demo)")
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL,
