@@ -32,6 +32,7 @@ from gt_secure.errors import ProtocolConfigError
 __all__ = [
     "DEFAULT_PROTOCOL",
     "CkksSpec",
+    "DistributedDp",
     "DpSpec",
     "ExampleDp",
     "OrganizationDp",
@@ -63,11 +64,23 @@ class ExampleDp(_Frozen):
     accountant: Literal["rdp", "prv"]
 
 
+class DistributedDp(_Frozen):
+    """Distributed discrete Gaussian inside SecAgg+ (:mod:`gt_secure.aggregation.ddp`): each
+    organization adds a share sized so that the noise of ``min_survivors - max_colluders``
+    organizations reaches ``noise_multiplier``; integers modulo ``2**bits``."""
+
+    bits: Annotated[int, Field(ge=2, le=31)]
+    min_survivors: Annotated[int, Field(ge=1)]
+    max_colluders: Annotated[int, Field(ge=0)]
+
+
 class OrganizationDp(_Frozen):
-    """Organization-level DP: clip the update vector to ``clip_norm``, add Gaussian noise."""
+    """Organization-level DP: clip the update vector to ``clip_norm``, add Gaussian noise
+    (each organization the full noise; ``distributed``: the sum carries it)."""
 
     noise_multiplier: Positive
     clip_norm: Positive
+    distributed: DistributedDp | None = None
 
 
 class DpSpec(_Frozen):
@@ -185,6 +198,8 @@ def _cross_problems(spec: ProtocolSpec) -> list[tuple[str, object, str]]:
             s.clipping_range,
             f">= dp.organization.clip_norm={clip}",
         )
+    if spec.dp is not None and spec.dp.organization is not None:
+        out += _distributed_problems(spec, spec.dp.organization)
     if (k := spec.ckks) is not None:
         cross = ckks_problems(k.poly_modulus_degree, k.coeff_mod_bit_sizes, k.global_scale_bits)
         out += [(f"ckks.{f}", v, c) for f, v, c in cross]
@@ -207,6 +222,28 @@ def _cross_problems(spec: ProtocolSpec) -> list[tuple[str, object, str]]:
                 f"large enough that the sum's error bound ({err:.3g}) is <= {INTEGRALITY_MAX} "
                 "(the key holder rounds it to integers)",
             )
+    return out
+
+
+def _distributed_problems(spec: ProtocolSpec, org: OrganizationDp) -> list[tuple[str, object, str]]:
+    if (d := org.distributed) is None:
+        return []
+    where = "dp.organization.distributed"
+    out: list[tuple[str, object, str]] = []
+    if spec.aggregation != "secagg+" or spec.secagg is None:
+        return [(where, _Shown("[table]"), "absent unless aggregation='secagg+'")]
+    if d.min_survivors > spec.min_organizations:
+        out.append((f"{where}.min_survivors", d.min_survivors,
+                    f"<= min_organizations={spec.min_organizations}"))
+    if d.max_colluders >= d.min_survivors:
+        out.append((f"{where}.max_colluders", d.max_colluders,
+                    f"< min_survivors={d.min_survivors}"))
+    if spec.secagg.quantization_range != 2**d.bits:
+        out.append(("secagg.quantization_range", spec.secagg.quantization_range,
+                    f"2**bits = {2**d.bits} (integer shares travel exactly)"))
+    if spec.secagg.clipping_range != 2 ** (d.bits - 1):
+        out.append(("secagg.clipping_range", spec.secagg.clipping_range,
+                    f"2**(bits-1) = {2 ** (d.bits - 1)} (integer shares travel exactly)"))
     return out
 
 

@@ -24,9 +24,22 @@ from flwr.serverapp import Grid
 
 from gt_secure.aggregation.ddp import DdpParams, decode_sum
 from gt_secure.aggregation.secagg_round import Screen, SecAggOutcome, run_secagg_round
-from gt_secure.errors import PolicyRefusalError
+from gt_secure.errors import InvalidFieldError, PolicyRefusalError
+from gt_secure.protocols import ProtocolSpec
 
-__all__ = ["DdpOutcome", "run_ddp_round", "survivor_guard"]
+__all__ = ["DdpOutcome", "params_for", "run_ddp_round", "survivor_guard"]
+
+
+def params_for(spec: ProtocolSpec, dim: int) -> DdpParams:
+    """The grid of a spec with ``[dp.organization.distributed]`` for ``dim`` coordinates,
+    sized for ``max_organizations`` summands (both sides derive it from the spec alone)."""
+    org = spec.dp.organization if spec.dp is not None else None
+    if org is None or org.distributed is None:
+        raise InvalidFieldError("dp.organization.distributed", None,
+                                f"set in protocol {spec.name!r}")
+    d = org.distributed
+    return DdpParams.choose(org.clip_norm, dim, org.noise_multiplier, spec.max_organizations,
+                            d.min_survivors, d.max_colluders, d.bits)
 
 
 @dataclass

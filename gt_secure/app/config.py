@@ -94,6 +94,10 @@ class AppConfig:
             raise ProtocolConfigError("protocol.aggregation", spec.aggregation,
                                       f"one of {sorted(AGGREGATIONS)} (supported by the app)")
         org_dp = spec.dp.organization if spec.dp is not None else None
+        if org_dp is not None and org_dp.distributed is not None:  # issue 13: not wired yet
+            raise ProtocolConfigError("protocol", self.protocol, "a protocol the Flower app runs "
+                                      "(distributed DP runs through gt_secure.aggregation."
+                                      "ddp_round, not yet through the app's rounds)")
         clip = self.clip_norm or (org_dp.clip_norm if org_dp else 1.0)
         noise = self.noise_multiplier
         if noise < 0:

@@ -20,10 +20,11 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from gt_secure.aggregation.ddp import DdpParams
-from gt_secure.aggregation.ddp_round import run_ddp_round, survivor_guard
+from gt_secure.aggregation.ddp_round import params_for, run_ddp_round, survivor_guard
 from gt_secure.aggregation.secagg_round import wait_for_nodes
 from gt_secure.app.mods import secagg_route_mod
 from gt_secure.organization.ddp_share import noise_share
+from gt_secure.protocols import load_protocol
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = {"client_resources": {"num_cpus": 1},
@@ -32,8 +33,11 @@ DIM, NODES = 256, 3
 
 
 def params(min_survivors: int = 2) -> DdpParams:
-    return DdpParams.choose(clip_norm=1.0, dim=DIM, noise_multiplier=1.0, organizations=NODES,
-                            min_survivors=min_survivors, max_colluders=0, bits=16)
+    """The ``ddp-secagg`` protocol's grid (optionally asking for more survivors)."""
+    spec = load_protocol("ddp-secagg")
+    p = params_for(spec, DIM)
+    assert (p.bits, p.min_survivors, p.organizations) == (16, 2, spec.max_organizations)
+    return p.model_copy(update={"min_survivors": min_survivors})
 
 
 @pytest.fixture(autouse=True)
