@@ -24,50 +24,18 @@ if TYPE_CHECKING:
 
 
 def _read(path: Path) -> tuple[list[LedgerEntry], tuple[int, ...], dict[str, float]]:
-    """Every line that parses as an entry, with its line number, and the header's budgets.
+    """Entries, their line numbers and the header's budgets; warnings on stderr. A missing or
+    empty ledger is an input error (exit 2)."""
+    from gt_secure.ledger.report import read_ledger
 
-    Tolerant on purpose: a tampered line must reach the report (marked by verification), not
-    stop it. A missing or empty ledger is an input error (exit 2)."""
-    from pydantic import ValidationError
-
-    from gt_secure.ledger.entry import LedgerEntry
-    from gt_secure.ledger.store import split_lines
-
-    if not path.is_file():
-        raise InvalidFieldError("--ledger", str(path), "an existing ledger file (JSONL)")
-    scan = split_lines(path.read_bytes())
-    entries: list[LedgerEntry] = []
-    lines: list[int] = []
-    budgets: dict[str, float] = {}
-    unreadable = []
-    for number, raw in enumerate(scan.lines, start=1):
-        try:
-            entries.append(LedgerEntry.model_validate_json(raw))
-            lines.append(number)
-        except ValidationError:
-            data = _json(raw)
-            if number == 1 and data.get("kind") == "header":
-                budgets = {str(k): float(v) for k, v in (data.get("budget") or {}).items()}
-            else:
-                unreadable.append(number)
-    if scan.torn is not None:
-        print(f"warning: {path} line {scan.torn.line} is torn ({scan.torn.length} bytes, "
-              "interrupted append); showing the intact entries before it", file=sys.stderr)
-    if unreadable:
-        print(f"warning: {path} line(s) {unreadable} are not ledger entries; not shown",
-              file=sys.stderr)
-    if not entries:
-        raise InvalidFieldError("--ledger", str(path), "a ledger with at least one entry "
-                                "(this file has none)")
-    return entries, tuple(lines), budgets
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    found = read_ledger(path, "--ledger")
+    if found.torn_line is not None:
+        print(f"warning: {path} line {found.torn_line} is torn (interrupted append); showing "
+              "the intact entries before it", file=sys.stderr)
+    if found.unreadable:
+        print(f"warning: {path} line(s) {list(found.unreadable)} are not ledger entries; not "
+              "shown", file=sys.stderr)
+    return found.entries, found.lines, found.budgets
 
 
 def _entries(path: Path) -> list[LedgerEntry]:

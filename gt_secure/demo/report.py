@@ -18,7 +18,7 @@ MEMBERS = 64  # audited members per organization: its first training texts (all 
 def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
     """Verify each organization's ledger against its public key and, when the aggregator
     returned one, its latest receipt (nothing dropped since); write an HTML report each."""
-    from gt_secure.ledger.report import LedgerView
+    from gt_secure.ledger.report import LedgerView, view_of
     from gt_secure.ledger.report_html import html_report
     from gt_secure.ledger.signing import load_trusted_keys
     from gt_secure.ledger.store import Ledger
@@ -42,7 +42,9 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
             receipt = receipt_file.read_text(encoding="utf-8")
         check = verify_ledger(path, trusted, receipt=receipt)
         entries = Ledger(path).entries()
-        view = LedgerView(path, entries, check, {k: t.owner for k, t in trusted.items()})
+        signers = {k: t.owner for k, t in trusted.items()}
+        view = (view_of(path, check, signers) if entries  # a plain run records no release
+                else LedgerView(path, entries, check, signers))
         (reports / f"ledger-{org}.html").write_text(
             html_report([view], f"Privacy ledger: {org}"), encoding="utf-8"
         )

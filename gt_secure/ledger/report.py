@@ -98,6 +98,60 @@ class RollupRow:
         return max(0.0, self.budget - self.epsilon_total)
 
 
+@dataclass(frozen=True)
+class LedgerRead:
+    """What :func:`read_ledger` found: entries, their file lines, header budgets, problems."""
+
+    entries: list[LedgerEntry]
+    lines: tuple[int, ...]
+    budgets: dict[str, float]
+    unreadable: tuple[int, ...]
+    torn_line: int | None
+
+
+def read_ledger(path: Path, field_name: str = "ledger") -> LedgerRead:
+    """Every line of ``path`` that parses as an entry, with its line number, and the header's
+    budgets. Tolerant on purpose: a tampered line must reach a view (marked by verification),
+    not stop it. A missing file or one without entries is an :class:`InvalidFieldError` on
+    ``field_name`` naming the path."""
+    from pydantic import ValidationError
+
+    from gt_secure.ledger.store import split_lines
+
+    if not path.is_file():
+        raise InvalidFieldError(field_name, str(path), "an existing ledger file (JSONL)")
+    scan = split_lines(path.read_bytes())
+    entries: list[LedgerEntry] = []
+    lines: list[int] = []
+    budgets: dict[str, float] = {}
+    unreadable = []
+    for number, raw in enumerate(scan.lines, start=1):
+        try:
+            entries.append(LedgerEntry.model_validate_json(raw))
+            lines.append(number)
+        except ValidationError:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
+            if number == 1 and isinstance(data, dict) and data.get("kind") == "header":
+                budgets = {str(k): float(v) for k, v in (data.get("budget") or {}).items()}
+            else:
+                unreadable.append(number)
+    if not entries:
+        raise InvalidFieldError(field_name, str(path), "a ledger with at least one entry (this "
+                                "file has none)")
+    torn = scan.torn.line if scan.torn is not None else None
+    return LedgerRead(entries, tuple(lines), budgets, tuple(unreadable), torn)
+
+
+def view_of(path: Path, verification: VerifyReport | None, signers: dict[str, str],
+            field_name: str = "ledger") -> LedgerView:
+    """:class:`LedgerView` of the ledger at ``path`` (see :func:`read_ledger`)."""
+    found = read_ledger(path, field_name)
+    return LedgerView(path, found.entries, verification, signers, found.budgets, found.lines)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -115,9 +169,13 @@ def statement(entry: LedgerEntry, units_of_release: set[str] | None = None) -> s
         if m.kind == "dp_sgd":
             parts.append(f"DP-SGD, Poisson sampling rate {m.sample_rate:g}, noise multiplier "
                          f"{m.noise_multiplier:g}, {m.steps} steps, clip norm {m.clip_norm:g}")
-        else:
+        elif m.kind == "vector_gaussian":
             parts.append(f"Gaussian noise (multiplier {m.noise_multiplier:g}) on the update "
                          f"vector clipped to L2 norm {m.clip_norm:g}")
+        else:
+            parts.append(f"distributed discrete Gaussian (its share: sigma {m.sigma:g} on a grid "
+                         f"of scale {m.scale:g}) on the update vector clipped to L2 norm "
+                         f"{m.clip_norm:g}, summed by SecAgg+; holds if {m.condition}")
     how = "; ".join(parts)
     if entry.unit == "example":
         whole = ("the organization's dataset as a whole is also protected by its "

@@ -14,7 +14,7 @@ import io
 import shutil
 import subprocess
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gt_secure.errors import InvalidFieldError
@@ -34,7 +34,7 @@ td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#ee
 .unverified{background:#fff4e5;color:#8a4b00;border:3px solid #e37400}
 .stamp{position:fixed;top:8px;right:8px;background:#e37400;color:#fff;padding:4px 10px;
 font-weight:bold;z-index:10}tr.failed td{background:#fce8e6;color:#a50e0e}
-td:nth-child(8){min-width:28em}"""
+table.entries td:nth-child(8){min-width:28em}"""
 
 
 def epsilon_plot_png(views: Sequence[LedgerView]) -> bytes:
@@ -42,6 +42,7 @@ def epsilon_plot_png(views: Sequence[LedgerView]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib.dates import date2num
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 4), dpi=100)
@@ -58,6 +59,11 @@ def epsilon_plot_png(views: Sequence[LedgerView]) -> bytes:
         line = axes.step(times, values, where="post", marker="o", label=f"{org} ({unit})")[0]
         axes.axhline(budgets[(org, unit)], color=line.get_color(), linestyle="--",
                      linewidth=1, label=f"budget {org} ({unit})")
+    instants = {t for points in series.values() for t, _ in points}
+    if len(instants) == 1:  # one instant: show the hour around it, not years
+        (only,) = instants
+        axes.set_xlim(date2num(only - timedelta(minutes=30)),
+                      date2num(only + timedelta(minutes=30)))
     axes.set_xlabel("time (UTC)")
     axes.set_ylabel("cumulative epsilon")
     axes.set_title("Epsilon over time per organization (dashed: budget)")
@@ -125,7 +131,8 @@ def _entries(view: LedgerView) -> str:
                         view.budget_of(e) if e.kind == "release" else None,
                         e.update_vector_hash[:16], view.signer_name(e)))
         rows.append(f'<tr class="{"failed" if bad else "entry"}">{cells}</tr>')
-    return (f"<h3>{html.escape(str(view.path))}</h3><table><tr>{_cells(head, 'th')}</tr>"
+    return (f"<h3>{html.escape(str(view.path))}</h3><table class=\"entries\"><tr>"
+            f"{_cells(head, 'th')}</tr>"
             + "".join(rows) + "</table>")
 
 
