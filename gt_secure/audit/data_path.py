@@ -158,7 +158,7 @@ def run_data_path_audit(
     run_cfg: DpSgdConfig,
     recorded_cfg: DpSgdConfig,
     *,
-    n_canaries: int = 128,
+    n_canaries: int = 256,
     length: int = 4,
     seed: int = 0,
     pad_id: int = 0,
@@ -187,7 +187,7 @@ def run_data_path_audit(
     before = model.get_input_embeddings().weight.detach().clone()  # type: ignore[operator]
     with warnings.catch_warnings():  # seeded audit run; a planted zero noise
         warnings.simplefilter("ignore", InsecureRandomnessWarning)
-        warnings.filterwarnings("ignore", message="Optimal order is the smallest alpha")
+        warnings.filterwarnings("ignore", message="Optimal order is the")
         train_dp_sgd(model, train, run_cfg)  # type: ignore[arg-type]
     after = model.get_input_embeddings().weight.detach()  # type: ignore[operator]
     expected_batch = n_examples * mechanism.sample_rate  # the recorded divisor B
@@ -214,20 +214,21 @@ def run_data_path_audit(
     return result, check
 
 
-# Nominal data-path audit run: N = 128 examples (hospital records + "in" canaries) at B = 16
-# (q = 1/8), 6 epochs = 48 plain-SGD steps, epsilon 1 at delta 1e-5, seeded for reproducible CI.
+# Nominal data-path audit run: N = 256 examples (hospital records + "in" canaries) at B = 32
+# (q = 1/8), 3 epochs = 24 plain-SGD steps, epsilon 1 at delta 1e-5, seeded for reproducible CI.
+# C = 0.1 sits below the canaries' gradient norms, so every inclusion is clipped.
 DATA_PATH_DP_SGD = DpSgdConfig(target_epsilon=1.0, delta=1e-5, max_grad_norm=0.1,
-                               batch_size=16, epochs=6, lr=1.0, optimizer="sgd",
+                               batch_size=32, epochs=3, lr=1.0, optimizer="sgd",
                                max_length=64, secure_mode=False, seed=0)
 
 
 def audit_org_data_path(
     org: str = "hospital",
-    n_examples: int = 128,
+    n_examples: int = 256,
     cfg: DpSgdConfig = DATA_PATH_DP_SGD,
     *,
     bug: PlantedBug | None = None,
-    n_canaries: int = 128,
+    n_canaries: int = 256,
     length: int = 4,
     seed: int = 0,
     alpha: float = 1e-3,

@@ -1,0 +1,136 @@
+"""Audit power: each planted/unplanted DP-SGD bug x each audit -> detected runs, time, bounds.
+
+Run: ``python bench/audit_power.py [--runs BUG=N ...] [--out docs/results/audit_power.json]``
+(one torch thread; seeds 0..N-1 per cell). Audits:
+
+* ``data_path_canary``: rare-token canary records through the real data path
+  (:func:`gt_secure.audit.data_path.audit_org_data_path`, 256 canaries, N = 256, q = 1/8);
+* ``gradient_canary``: white-box Dirac gradient canaries inserted at the *recorded* rate
+  (:func:`gt_secure.audit.gradient_canary.audit_org_dp_sgd`, 128 canaries);
+* ``loss`` (black-box): Faker canary records in 64 texts, full DP fine-tune (Adam), loss attack
+  (:func:`gt_secure.audit.canary.run_canary_audit`, 32 canaries).
+
+Detected = verdict FAIL. The claim is always the correct configuration's ledger epsilon (~1).
+Also written: power per audit (positive control = ``noise_off``, the one-run ceiling, TPR at
+0.1% FPR with its Clopper-Pearson interval on the correct pipeline and the positive control) and
+a tightness row per audit (largest lower bound on the correct pipeline vs its claim).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gt_secure.audit.canary import make_manifest, run_canary_audit
+from gt_secure.audit.data_path import audit_org_data_path
+from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer
+from gt_secure.audit.empirical_epsilon import one_run_epsilon
+from gt_secure.audit.gradient_canary import (
+    GRADIENT_AUDIT_DP_SGD,
+    PLANTED_BUGS,
+    PlantedBug,
+    audit_org_dp_sgd,
+    plant_bug,
+)
+from gt_secure.audit.results import AuditResult
+
+BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
+DEFAULT_RUNS = {"data_path_canary": {"none": 20, "steps_x2": 10, "steps_x4": 5,
+                                     "sample_rate_x4": 5, "noise_off": 3, "clipping_off": 3},
+                "gradient_canary": dict.fromkeys(BUGS, 5),
+                "loss": dict.fromkeys(BUGS, 1)}
+
+
+def _bug(name: str) -> PlantedBug | None:
+    return None if name == "none" else name  # type: ignore[return-value]
+
+
+def _data_path(bug: str, seed: int) -> AuditResult:
+    return audit_org_data_path(bug=_bug(bug), seed=seed)[0]
+
+
+def _gradient(bug: str, seed: int) -> AuditResult:
+    cfg = GRADIENT_AUDIT_DP_SGD.model_copy(update={"seed": seed})
+    return audit_org_dp_sgd(cfg=cfg, bug=_bug(bug), seed=seed)
+
+
+def _loss_audit() -> Callable[[str, int], AuditResult]:
+    from gt_secure.audit.attacks import LossAttack
+    from gt_secure.audit.ledger_audit import faker_public_texts
+    from gt_secure.models.loading import load_base
+
+    base, tok = load_base("tinylm")
+    n_canaries, total = 32, 64  # N = 64 texts at B = 16: ceil(N / B) = 4, sample_rate_x4 exact
+
+    def run(bug: str, seed: int) -> AuditResult:
+        members = len(make_manifest(n_canaries, seed, seed).members)
+        public = faker_public_texts(total)[: total - members]
+        cfg = AUDIT_DP_SGD.model_copy(update={"seed": seed})
+        trainer = dp_sgd_trainer(base, tok, plant_bug(cfg, total, _bug(bug)))
+        return run_canary_audit(trainer, public, LossAttack(tok),
+                                claimed_epsilon=claimed_epsilon(cfg, total)[1],
+                                delta=cfg.delta, n_canaries=n_canaries, canary_seed=seed,
+                                split_seed=seed)
+
+    return run
+
+
+def _tpr(result: AuditResult) -> dict[str, Any]:
+    t = next(t for t in result.metrics.tpr_at_fpr if abs(t.target_fpr - 0.001) < 1e-12)
+    return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audits", nargs="+", default=list(DEFAULT_RUNS))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every cell's runs")
+    parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    runners: dict[str, Callable[[str, int], AuditResult]] = {
+        "data_path_canary": _data_path, "gradient_canary": _gradient}
+    if "loss" in args.audits:
+        runners["loss"] = _loss_audit()
+    rows, power, tightness = [], [], []
+    for audit in args.audits:
+        firsts: dict[str, AuditResult] = {}
+        best = 0.0
+        for bug in BUGS:
+            runs = max(1, round(DEFAULT_RUNS[audit][bug] * args.scale))
+            detected, start, bounds = 0, time.perf_counter(), []
+            for seed in range(runs):
+                r = runners[audit](bug, seed)
+                firsts.setdefault(bug, r)
+                detected += r.verdict == "FAIL"
+                bounds.append(r.eps_lb)
+            seconds = (time.perf_counter() - start) / runs
+            if bug == "none":
+                best = max(bounds)
+            rows.append({"bug": bug, "audit": audit, "runs": runs, "detected_runs": detected,
+                         "seconds": round(seconds, 2), "eps_lb_max": round(max(bounds), 3),
+                         "claimed_epsilon": round(firsts[bug].claimed_epsilon, 4)})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        m = firsts["none"].n_canaries
+        power.append({"audit": audit, "canaries": m,
+                      "positive_control_noise_off": {"eps_lb": firsts["noise_off"].eps_lb,
+                                                     **_tpr(firsts["noise_off"])},
+                      "largest_detectable_epsilon": round(
+                          one_run_epsilon(m, m, m, delta=1e-5, beta=0.05), 3),
+                      "correct_seed0": {"eps_lb": firsts["none"].eps_lb, **_tpr(firsts["none"])}})
+        tightness.append({"audit": audit, "claimed_epsilon": round(firsts["none"].claimed_epsilon,
+                                                                   4), "lower_bound": best})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "power": power, "tightness": tightness},
+                                   indent=1) + "\n")
+    print(json.dumps({"power": power, "tightness": tightness}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
