@@ -17,6 +17,7 @@ from gt_secure.audit.canary import (
     make_manifest,
     run_canary_audit,
 )
+from gt_secure.audit.data_path import MechanismCheck, audit_org_data_path, run_data_path_audit
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, dp_sgd_hook, dp_sgd_trainer
 from gt_secure.audit.empirical_epsilon import (
     EpsilonBound,
@@ -50,6 +51,7 @@ __all__ = [
     "GradientCanaries",
     "LedgerClaim",
     "LossAttack",
+    "MechanismCheck",
     "MembershipAttack",
     "MinKProbAttack",
     "ReferenceAttack",
@@ -57,6 +59,7 @@ __all__ = [
     "ZlibAttack",
     "attack_metrics",
     "audit_model",
+    "audit_org_data_path",
     "audit_org_dp_sgd",
     "audit_release",
     "build_report",
@@ -76,5 +79,6 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "run_canary_audit",
+    "run_data_path_audit",
     "run_gradient_canary_audit",
 ]
