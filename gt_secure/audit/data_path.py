@@ -238,8 +238,11 @@ def audit_org_data_path(
 
     The dataset is ``n_examples`` long: the "in" canaries and the first ``n_examples - #in``
     training records of ``org``. The claim is ``cfg``'s; ``bug`` plants a deviation in the run
-    (:func:`~gt_secure.audit.gradient_canary.plant_bug`).
+    (:func:`~gt_secure.audit.gradient_canary.plant_bug`). ``seed`` drives the canary tokens, the
+    coins and, unless ``cfg`` is in secure mode, the DP-SGD run (sampling and noise).
     """
+    if not cfg.secure_mode:
+        cfg = DpSgdConfig.model_validate({**cfg.model_dump(), "seed": seed})
     from gt_secure.data.organizations import org_texts
     from gt_secure.models.loading import load_base
     from gt_secure.models.scoring import encode

@@ -11,9 +11,11 @@ epsilon from below and compares it with a claim, writing ``audit.json`` + ``audi
 
 ``audit gradient-canaries`` runs the white-box Dirac gradient-canary audit of the organization's
 DP-SGD on a TinyLM LoRA adapter (:mod:`gt_secure.audit.gradient_canary`), optionally with a
-planted bug (``--bug clipping_off|noise_off``).
+planted bug (``--bug clipping_off|noise_off|steps_x2|steps_x4|sample_rate_x4``). ``audit
+data-path`` runs the data-path canary audit (rare-token canary records through the real DP-SGD,
+:mod:`gt_secure.audit.data_path`) with the same ``--bug`` choices.
 
-``run`` and ``gradient-canaries`` exit 1 when any verdict is FAIL.
+``run``, ``gradient-canaries`` and ``data-path`` exit 1 when any verdict is FAIL.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+BUGS = ("clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4")  # plant_bug's
 
 
 def register(subparsers: Any) -> None:
@@ -66,12 +70,22 @@ def register(subparsers: Any) -> None:
     grad.add_argument("--n-texts", type=int, default=64, help="training texts (q = 16 / n)")
     grad.add_argument("--n", type=int, default=128, help="number of gradient canaries")
     grad.add_argument("--grad-norm", type=float, default=100.0, help="Dirac canary norm")
-    grad.add_argument("--bug", choices=["clipping_off", "noise_off"],
+    grad.add_argument("--bug", choices=list(BUGS),
                       help="plant a DP-SGD bug in the run (the claim stays nominal)")
     grad.add_argument("--seed", type=int, default=0, help="canary coordinates, coins, sampling")
     grad.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound")
     grad.add_argument("--out", type=Path, help="write audit.json + audit.html here")
     grad.set_defaults(func=_gradient_canaries)
+
+    path = sub.add_parser("data-path", help="data-path canary audit of the organization's DP-SGD")
+    path.add_argument("--org", default="hospital", help="organization whose records train")
+    path.add_argument("--n-examples", type=int, default=256, help="records + 'in' canaries")
+    path.add_argument("--n", type=int, default=256, help="number of canary records")
+    path.add_argument("--bug", choices=list(BUGS),
+                      help="plant a DP-SGD bug in the run (the claim stays nominal)")
+    path.add_argument("--seed", type=int, default=0, help="canary tokens, coins, DP-SGD run")
+    path.add_argument("--out", type=Path, help="write audit.json + audit.html here")
+    path.set_defaults(func=_data_path)
 
 
 def _canaries(args: argparse.Namespace) -> int:
@@ -96,6 +110,22 @@ def _gradient_canaries(args: argparse.Namespace) -> int:
                          grad_norm=args.grad_norm, seed=args.seed, beta=args.beta)
     print(f"{r.organization} {r.attack}: AUC {r.metrics.auc:.3f}, eps_lb {r.eps_lb:.3f} "
           f"vs claimed {r.claimed_epsilon:.3f} -> {r.verdict}")
+    if args.out is not None:
+        json_path, html_path = build_report([r]).write(args.out)
+        print(f"wrote {json_path} and {html_path}")
+    return 1 if r.verdict == "FAIL" else 0
+
+
+def _data_path(args: argparse.Namespace) -> int:
+    from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
+    from gt_secure.audit.report import build_report
+
+    r, check = audit_org_data_path(args.org, args.n_examples, DATA_PATH_DP_SGD, bug=args.bug,
+                                   n_canaries=args.n, seed=args.seed)
+    print(f"{r.organization} {r.attack}: noise ratio {check.noise_ratio:.3f} (p "
+          f"{check.noise_p:.2g}), signal {check.signal_mean:.3f} vs <= {check.signal_bound:.3f} "
+          f"(p {check.signal_p:.2g}), eps_lb {r.eps_lb:.3f} vs claimed "
+          f"{r.claimed_epsilon:.3f} -> {r.verdict}")
     if args.out is not None:
         json_path, html_path = build_report([r]).write(args.out)
         print(f"wrote {json_path} and {html_path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -139,3 +140,15 @@ def test_plant_bug_steps_and_sample_rate():
         plant_bug(CFG, 40, "sample_rate_x4")  # ceil(40 / 8) = 5
     with pytest.raises(InvalidFieldError, match="bug"):
         plant_bug(CFG, n, "steps_x3")  # type: ignore[arg-type]
+
+
+def test_cli_data_path_exits_1_on_steps_x2(tmp_path, capsys) -> None:
+    """128 records + canaries at B = 32: 12 steps, so the run stays short."""
+    from gt_secure.cli.main import main
+
+    rc = main(["audit", "data-path", "--n-examples", "128", "--n", "128", "--bug", "steps_x2",
+               "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "audit.json").read_text())
+    assert rc == 1 and report["results"][0]["verdict"] == "FAIL"
+    assert report["results"][0]["attack"] == "data_path_canary"
+    assert "noise ratio 2.0" in capsys.readouterr().out
