@@ -1,7 +1,9 @@
 """Audit power: each planted/unplanted DP-SGD bug x each audit -> detected runs, time, bounds.
 
-Run: ``python bench/audit_power.py [--runs BUG=N ...] [--out docs/results/audit_power.json]``
-(one torch thread; seeds 0..N-1 per cell). Audits:
+Run: ``python bench/audit_power.py [--audits ...] [--scale S] [--out FILE]`` (FILE defaults to
+docs/results/audit_power.json; one torch thread; seeds 0..N-1 per cell, N in ``DEFAULT_RUNS``),
+then
+``python bench/audit_power.py --tightness-epsilon 8`` appends tightness rows at claim 8. Audits:
 
 * ``data_path_canary``: rare-token canary records through the real data path
   (:func:`gt_secure.audit.data_path.audit_org_data_path`, 256 canaries, N = 256, q = 1/8);
@@ -29,7 +31,7 @@ from typing import Any
 import torch
 
 from gt_secure.audit.canary import make_manifest, run_canary_audit
-from gt_secure.audit.data_path import audit_org_data_path
+from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer
 from gt_secure.audit.empirical_epsilon import one_run_epsilon
 from gt_secure.audit.gradient_canary import (
@@ -87,13 +89,41 @@ def _tpr(result: AuditResult) -> dict[str, Any]:
     return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
 
 
+def append_tightness(out: Path, epsilon: float, runs: int) -> None:
+    """Append the canary audits' largest lower bound on the correct pipeline at ``epsilon``."""
+    found = json.loads(out.read_text())
+    for audit in ("data_path_canary", "gradient_canary"):
+        bounds, claim = [], 0.0
+        for seed in range(runs):
+            if audit == "data_path_canary":
+                cfg = DATA_PATH_DP_SGD.model_copy(update={"target_epsilon": epsilon})
+                r = audit_org_data_path(cfg=cfg, seed=seed)[0]
+            else:
+                cfg = GRADIENT_AUDIT_DP_SGD.model_copy(update={"target_epsilon": epsilon,
+                                                               "seed": seed})
+                r = audit_org_dp_sgd(cfg=cfg, seed=seed)
+            bounds.append(r.eps_lb)
+            claim = r.claimed_epsilon
+        row = {"audit": audit, "claimed_epsilon": round(claim, 4), "lower_bound": max(bounds),
+               "runs": runs}
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        found["tightness"].append(row)
+    out.write_text(json.dumps(found, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audits", nargs="+", default=list(DEFAULT_RUNS))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every cell's runs")
     parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
+    parser.add_argument("--tightness-epsilon", type=float,
+                        help="only append tightness rows at this claim (needs --out written)")
+    parser.add_argument("--tightness-runs", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.tightness_epsilon is not None:
+        append_tightness(args.out, args.tightness_epsilon, args.tightness_runs)
+        return
     runners: dict[str, Callable[[str, int], AuditResult]] = {
         "data_path_canary": _data_path, "gradient_canary": _gradient}
     if "loss" in args.audits:
