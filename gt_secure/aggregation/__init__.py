@@ -12,6 +12,8 @@ Modules (imported explicitly, so that TenSEAL and Flower load only where they ar
 - ``secagg`` / ``secagg_round``: the SecAgg+ round through Flower's workflow (Flower app).
 - ``secagg_prg``: SecAgg+ masks from ChaCha20 keyed by the full seed, in place of Flower 1.42's
   32-bit-seeded Mersenne Twister while gt-secure's client mod and server workflow run.
+- ``ddp`` / ``ddp_round``: distributed discrete Gaussian DP inside SecAgg+ (grid, bit width,
+  no-wrap bound, decoding; the round and the organizations' survivor guard).
 
 Every function takes 1-D float32 ``np.ndarray`` vectors of one length and ignores their layout.
 """
