@@ -102,14 +102,11 @@ class _Collector(Strategy):
         return None
 
 
-class _ScreeningGrid(Grid):
-    """Delegating Grid that withholds masked replies refused by ``screen``."""
+class DelegatingGrid(Grid):
+    """A Grid that forwards every call to ``inner``; subclasses override what they inspect."""
 
-    def __init__(self, inner: Grid, screen: Screen) -> None:
+    def __init__(self, inner: Grid) -> None:
         self.inner = inner
-        self.screen = screen
-        self.refused: list[tuple[int, dict[str, str], str]] = []
-        self.errors: list[tuple[int, str]] = []
 
     def set_run(self, run: object) -> None:  # type: ignore[override]
         self.inner.set_run(run)  # type: ignore[arg-type]
@@ -130,6 +127,20 @@ class _ScreeningGrid(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self.inner.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        return self.inner.send_and_receive(messages, timeout=timeout)
+
+
+class _ScreeningGrid(DelegatingGrid):
+    """Delegating Grid that withholds masked replies refused by ``screen``."""
+
+    def __init__(self, inner: Grid, screen: Screen) -> None:
+        super().__init__(inner)
+        self.screen = screen
+        self.refused: list[tuple[int, dict[str, str], str]] = []
+        self.errors: list[tuple[int, str]] = []
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:

@@ -22,6 +22,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
+from gt_secure.aggregation.secagg_round import DelegatingGrid
 from gt_secure.app.client_app import make_client_app
 from gt_secure.app.config import AppConfig
 from gt_secure.app.roles import release_id_of
@@ -54,11 +55,11 @@ def _values(content: RecordDict) -> Iterable[str]:
             yield array.numpy().tobytes().hex()
 
 
-class RecordingGrid(Grid):
+class RecordingGrid(DelegatingGrid):
     """Delegating Grid that keeps, as text, every value of every message the server receives."""
 
     def __init__(self, inner: Grid) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.seen: list[str] = []
 
     def _record(self, replies: Iterable[Message]) -> list[Message]:
@@ -67,23 +68,6 @@ class RecordingGrid(Grid):
             if not reply.has_error():
                 self.seen.extend(_values(reply.content))
         return kept
-
-    def set_run(self, run: object) -> None:  # type: ignore[override]
-        self.inner.set_run(run)  # type: ignore[arg-type]
-
-    @property
-    def run(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
-        return self.inner.run
-
-    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
-                       group_id: str, ttl: float | None = None) -> Message:
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self.inner.get_node_ids()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.inner.push_messages(messages)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self._record(self.inner.pull_messages(message_ids))
