@@ -200,6 +200,9 @@ def compute_epsilon(
 ) -> float:
     """Epsilon of the composition of ``mechanisms`` (one privacy unit) at ``delta``, via Opacus."""
     check_delta(delta)
+    if accountant != "rdp" and any(m.kind == "distributed_discrete_gaussian" for m in mechanisms):
+        raise InvalidFieldError("accountant", accountant, "'rdp' with a distributed discrete "
+                                "Gaussian (its zCDP bound is an RDP curve, not a PRV)")
     history = _history(mechanisms)
     if history is None:
         return math.inf

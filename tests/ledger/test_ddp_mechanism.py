@@ -84,6 +84,11 @@ def test_ledger_epsilon_upper_bounds_dp_accountings_discrete_gaussian_pld() -> N
     assert exact <= ledger <= 1.5 * exact
 
 
+def test_only_the_rdp_accountant_composes_it() -> None:
+    with pytest.raises(InvalidFieldError, match="accountant must be 'rdp' with a distributed"):
+        compute_epsilon([mechanism()], DELTA, "prv")
+
+
 def test_colluders_and_dropouts_cost_epsilon_and_the_condition_is_checked() -> None:
     # Each of 5 organizations adds sigma: 4 honest survivors at worst vs all 5.
     all_five = mechanism(sigma=10.0, sensitivity=20.0, organizations=5, min_survivors=5)
