@@ -140,7 +140,7 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
         commit_key = release_key(load_or_create_secret(state), release_id)
     release = prepare_release(org_id, texts, config, ledger, key, salt=salt,
                               release_id=release_id, round=round_idx, start=start_vec,
-                              commit_key=commit_key)
+                              commit_key=commit_key, protocol=cfg.app.protocol)
     update = release.update
     (state / "releases").mkdir(exist_ok=True)
     update.save(state / "releases" / f"{release_id}.safetensors")

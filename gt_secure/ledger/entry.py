@@ -15,6 +15,15 @@ Kinds:
 - ``post_processing``: something derived only from earlier releases (aggregated update, translated
   LLM adapter). By the post-processing property it spends no epsilon: no mechanisms,
   ``epsilon_spent == 0``, and ``parents`` name the releases it was derived from (lineage).
+- ``unprotected_release``: an organization released an update computed from its private data
+  *without* differential privacy (the ``plain`` protocol). It protects neither the records nor
+  the dataset; it is recorded so that the ledger shows every release, not only the protected
+  ones. It spends no budget (no budget covers it): no mechanisms, no unit, ``epsilon_spent == 0``
+  and no ``epsilon_total``; it carries the data fingerprint like a release.
+
+Every kind may name the ``protocol`` it ran under (e.g. ``dp-sgd-secagg``). The field is left
+out of the line (and of the signed payload) when it is not set, so entries written before it
+existed keep their bytes and signatures.
 """
 
 from __future__ import annotations
@@ -79,8 +88,9 @@ class LedgerEntry(FrozenModel):
     """A signed ledger line; see the module docstring for the meaning of each field."""
 
     schema_version: Literal[1] = 1
-    kind: Literal["release", "post_processing"]
+    kind: Literal["release", "post_processing", "unprotected_release"]
     org_id: Name
+    protocol: Name | None = None
     release_id: Name
     round: int | None = None
     unit: Unit | None = None
@@ -122,6 +132,8 @@ class LedgerEntry(FrozenModel):
     def _check_kind(self) -> LedgerEntry:
         if self.kind == "release":
             self._check_release()
+        elif self.kind == "unprotected_release":
+            self._check_unprotected()
         else:
             self._check_post_processing()
         return self
@@ -153,9 +165,32 @@ class LedgerEntry(FrozenModel):
         if not self.parents:
             raise InvalidFieldError("parents", [], "non-empty on a post_processing entry")
 
+    def _check_unprotected(self) -> None:
+        if self.mechanisms:
+            raise InvalidFieldError("mechanisms", "[...]", "empty on an unprotected_release "
+                                    "entry (a release with a DP mechanism is a release)")
+        if self.epsilon_spent != 0.0:
+            raise InvalidFieldError("epsilon_spent", self.epsilon_spent,
+                                    "0 on an unprotected_release entry (no budget covers it)")
+        for name in ("unit", "accountant", "delta", "epsilon_total", "budget_epsilon"):
+            if getattr(self, name) is not None:
+                raise InvalidFieldError(name, getattr(self, name),
+                                        "None on an unprotected_release entry")
+        if self.data_fingerprint is None:
+            raise InvalidFieldError("data_fingerprint", None, "set on an unprotected_release "
+                                    "entry")
+        if self.parents:
+            raise InvalidFieldError("parents", self.parents, "empty on an unprotected_release "
+                                    "entry")
+
+    def _dump(self, exclude: set[str]) -> dict[str, Any]:
+        if self.protocol is None:  # entries written before the field keep their bytes
+            exclude = exclude | {"protocol"}
+        return self.model_dump(mode="json", exclude=exclude)
+
     def unsigned_fields(self) -> dict[str, Any]:
-        """Every field except ``signature``, as JSON-ready values."""
-        return self.model_dump(mode="json", exclude={"signature"})
+        """Every field except ``signature`` (``protocol`` only when set), JSON-ready."""
+        return self._dump({"signature"})
 
     def signing_payload(self) -> bytes:
         """The bytes the signature covers: canonical JSON of every other field."""
@@ -163,4 +198,4 @@ class LedgerEntry(FrozenModel):
 
     def canonical_line(self) -> bytes:
         """The ledger line of this entry, without the trailing newline."""
-        return canonical_json(self.model_dump(mode="json"))
+        return canonical_json(self._dump(set()))

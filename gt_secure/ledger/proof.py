@@ -121,6 +121,9 @@ def check_bundle(bundle: ProofBundle, trusted: Mapping[str, TrustedKey],
     spent = None
     if entry.kind == "release":
         spent = _check_release(entry, header.owner, budget, line)
+    elif entry.kind == "unprotected_release" and entry.org_id != header.owner:
+        raise LedgerIntegrityError(line, f"release of {entry.org_id!r} in {header.owner!r}'s "
+                                   "ledger")
     return BundleCheck(entry, budget, cp.size, signers, spent)
 
 

@@ -19,14 +19,17 @@ from typing import Any
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.entry import LedgerEntry
+from gt_secure.ledger.statement import UNPROTECTED, statement, statements
 from gt_secure.ledger.verify import VerifyReport
 
 EXPORT_FIELDS = ("line", "timestamp", "kind", "org_id", "release_id", "round", "unit",
                  "accountant", "delta", "epsilon_spent", "epsilon_total", "budget_epsilon",
                  "mechanisms", "parents", "base_model_hash", "update_vector_hash",
-                 "data_fingerprint", "signer", "prev_hash", "signature")
+                 "data_fingerprint", "protocol", "signer", "prev_hash", "signature")
+__all__ = ["Filters", "LedgerRead", "LedgerView", "RollupRow", "export", "export_rows",
+           "read_ledger", "rollup", "show_table", "statement", "statements", "unprotected",
+           "view_json", "view_of"]
 UNVERIFIED = "UNVERIFIED: signatures, hash chain and epsilon were not checked"
-ACCOUNTANTS = {"rdp": "Rényi DP (RDP) accountant", "prv": "PRV accountant (Gopi et al. 2021)"}
 
 
 @dataclass(frozen=True)
@@ -152,52 +155,6 @@ def view_of(path: Path, verification: VerifyReport | None, signers: dict[str, st
     return LedgerView(path, found.entries, verification, signers, found.budgets, found.lines)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def statement(entry: LedgerEntry, units_of_release: set[str] | None = None) -> str:
-    """The entry's guarantee in plain language (after TF Privacy's
-    ``compute_dp_sgd_privacy_statement``): unit, epsilon, delta, mechanism, accountant."""
-    if entry.kind == "post_processing":
-        return (f"{entry.org_id} derived this from {', '.join(entry.parents)} only "
-                "(post-processing): no additional privacy cost")
-    accountant = ACCOUNTANTS.get(entry.accountant or "", entry.accountant or "?")
-    total, spent, delta = _fmt(entry.epsilon_total or 0.0), _fmt(entry.epsilon_spent), entry.delta
-    parts = []
-    for m in entry.mechanisms:
-        if m.kind == "dp_sgd":
-            parts.append(f"DP-SGD, Poisson sampling rate {m.sample_rate:g}, noise multiplier "
-                         f"{m.noise_multiplier:g}, {m.steps} steps, clip norm {m.clip_norm:g}")
-        elif m.kind == "vector_gaussian":
-            parts.append(f"Gaussian noise (multiplier {m.noise_multiplier:g}) on the update "
-                         f"vector clipped to L2 norm {m.clip_norm:g}")
-        else:
-            parts.append(f"distributed discrete Gaussian (its share: sigma {m.sigma:g} on a grid "
-                         f"of scale {m.scale:g}) on the update vector clipped to L2 norm "
-                         f"{m.clip_norm:g}, summed by SecAgg+; holds if {m.condition}")
-    how = "; ".join(parts)
-    if entry.unit == "example":
-        whole = ("the organization's dataset as a whole is also protected by its "
-                 "organization-level entry" if "organization" in (units_of_release or set())
-                 else "the organization's dataset as a whole is not protected")
-        return (f"each training record of {entry.org_id} is protected at ε={total}, δ={delta:g} "
-                f"over all its releases so far (this release ε={spent}; {how}; {accountant}); "
-                f"{whole}")
-    return (f"the whole dataset of {entry.org_id} (any change to all of its records) is "
-            f"protected at ε={total}, δ={delta:g} over all its releases so far (this release "
-            f"ε={spent}; {how}; {accountant})")
-
-
-def statements(entries: Sequence[LedgerEntry]) -> list[str]:
-    """:func:`statement` of every entry, aware of the units each release was recorded at."""
-    units: dict[str, set[str]] = {}
-    for e in entries:
-        if e.unit is not None:
-            units.setdefault(e.release_id, set()).add(e.unit)
-    return [statement(e, units.get(e.release_id)) for e in entries]
-
-
 def rollup(views: Sequence[LedgerView], filters: Filters | None = None) -> list[RollupRow]:
     """Per ``(org, unit)`` rows, then one ``'*'`` total row per unit (sum over organizations:
     a total of spend, not a joint guarantee). ``epsilon_total`` is the cumulative epsilon at the
@@ -228,6 +185,15 @@ def rollup(views: Sequence[LedgerView], filters: Filters | None = None) -> list[
                               sum(r.epsilon_total for r in same), sum(r.budget for r in same),
                               "", max(r.delta for r in same)))
     return rows
+
+
+def unprotected(views: Sequence[LedgerView], filters: Filters | None = None) -> list[str]:
+    """One line per unprotected release (no DP) in the window: they spend no budget, so the
+    roll-up cannot show them, and every view lists them instead."""
+    filters = filters or Filters()
+    return [f"{e.org_id} {e.release_id} ({e.timestamp}): {UNPROTECTED}"
+            for v in views for e in v.entries
+            if e.kind == "unprotected_release" and filters.in_window(e)]
 
 
 def verification_text(view: LedgerView) -> str:
@@ -264,6 +230,8 @@ def show_table(views: Sequence[LedgerView], filters: Filters | None = None,
         for issue in (view.verification.issues if view.verification else ()):
             console.print(f"[red]  FAIL {issue}[/]", highlight=False)
     console.print(table)
+    for line in unprotected(views, filters):
+        console.print(f"[bold red]UNPROTECTED release {line}[/]", highlight=False)
     return table
 
 
@@ -284,7 +252,7 @@ def view_json(views: Sequence[LedgerView], filters: Filters | None = None) -> di
         })
     rows = [{**r.__dict__, "remaining": r.remaining} for r in rollup(views, filters)]
     return {"unverified": any(v.verification is None for v in views), "rollup": rows,
-            "ledgers": ledgers}
+            "unprotected_releases": unprotected(views, filters), "ledgers": ledgers}
 
 
 def export_rows(entries: Sequence[LedgerEntry]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from gt_secure.ledger.report import (
     Filters,
     LedgerView,
     rollup,
+    unprotected,
     verification_text,
 )
 
@@ -109,8 +110,11 @@ def _summary(views: Sequence[LedgerView], filters: Filters) -> str:
     window = (f"{filters.since.isoformat() if filters.since else 'start'} to "
               f"{filters.until.isoformat() if filters.until else 'now'}"
               + (f", unit {filters.unit}" if filters.unit else ""))
+    naked = "".join(f"<li>{html.escape(line)}</li>" for line in unprotected(views, filters))
     return (f"<h2>Summary: budget spent vs remaining ({html.escape(window)})</h2>"
             f"<table><tr>{_cells(head, 'th')}</tr>{rows}</table>"
+            + (f'<div class="banner fail">UNPROTECTED releases (no differential privacy, not '
+               f"in the budget above):<ul>{naked}</ul></div>" if naked else "") +
             "<p>Rows 'all organizations (sum)' add up spend; they are not a joint guarantee. "
             "Example-level and organization-level epsilons are different statements and never "
             "add up.</p>")

@@ -11,7 +11,8 @@ def lineage_problems(previous: Sequence[LedgerEntry], entry: LedgerEntry) -> lis
     """Every id or lineage rule ``entry`` breaks, given the earlier entries; empty if none.
 
     - a ``release_id`` belongs to one organization;
-    - a release has at most one entry per privacy unit, a post-processing id exactly one entry;
+    - a release has at most one entry per privacy unit, a post-processing or unprotected
+      release id exactly one entry;
     - ``parents`` name release ids that appear earlier in the ledger.
     """
     problems: list[str] = []
@@ -19,9 +20,9 @@ def lineage_problems(previous: Sequence[LedgerEntry], entry: LedgerEntry) -> lis
     owners = sorted({e.org_id for e in same_id} - {entry.org_id})
     if owners:
         problems.append(f"release_id={entry.release_id!r} already belongs to org_id={owners[0]!r}")
-    if entry.kind == "post_processing" and same_id:
+    if entry.kind != "release" and same_id:
         problems.append(f"release_id={entry.release_id!r} is already used")
-    clash = [e for e in same_id if e.kind == "post_processing" or e.unit == entry.unit]
+    clash = [e for e in same_id if e.kind != "release" or e.unit == entry.unit]
     if entry.kind == "release" and clash:
         problems.append(f"release_id={entry.release_id!r} already has an entry for "
                         f"unit={entry.unit!r}")

@@ -149,15 +149,13 @@ class Ledger:
         accountant: AccountantName = "rdp",
         round: int | None = None,
         timestamp: str | None = None,
+        protocol: str | None = None,
     ) -> LedgerEntry:
         """Check the header's budget, then append a signed release entry (one privacy unit)."""
 
         def build(state: LogState) -> dict[str, Any]:
             header = state.header
-            if org_id != header.owner:
-                raise InvalidFieldError("org_id", org_id, f"the ledger owner {header.owner!r} "
-                                        "(releases are recorded in the releasing "
-                                        "organization's own ledger)")
+            _check_owner(org_id, header)
             unit = single_unit(mechanisms)
             limit = header.budget_of(unit) if unit is not None else 0.0
             projection = budget.enforce_budget(state.entries, org_id, mechanisms, delta, limit,
@@ -168,7 +166,34 @@ class Ledger:
                 delta=delta, epsilon_spent=projection.epsilon_spent,
                 epsilon_total=projection.epsilon_total, budget_epsilon=limit,
                 base_model_hash=base_model_hash, update_vector_hash=update_vector_hash,
-                data_fingerprint=data_fingerprint, timestamp=timestamp or utc_now())
+                data_fingerprint=data_fingerprint, timestamp=timestamp or utc_now(),
+                protocol=protocol)
+
+        return self._append(build, signing_key, signing_key)
+
+    def append_unprotected_release(
+        self,
+        *,
+        org_id: str,
+        release_id: str,
+        base_model_hash: str,
+        update_vector_hash: str,
+        data_fingerprint: str,
+        signing_key: Ed25519PrivateKey,
+        round: int | None = None,
+        timestamp: str | None = None,
+        protocol: str | None = None,
+    ) -> LedgerEntry:
+        """Append a signed ``unprotected_release`` entry: a release without differential
+        privacy (it protects neither records nor the dataset, and spends no budget)."""
+
+        def build(state: LogState) -> dict[str, Any]:
+            _check_owner(org_id, state.header)
+            return dict(
+                kind="unprotected_release", org_id=org_id, release_id=release_id, round=round,
+                epsilon_spent=0.0, base_model_hash=base_model_hash,
+                update_vector_hash=update_vector_hash, data_fingerprint=data_fingerprint,
+                timestamp=timestamp or utc_now(), protocol=protocol)
 
         return self._append(build, signing_key, signing_key)
 
@@ -184,6 +209,7 @@ class Ledger:
         log_key: Ed25519PrivateKey | None = None,
         round: int | None = None,
         timestamp: str | None = None,
+        protocol: str | None = None,
     ) -> LedgerEntry:
         """Append a post-processing entry (no epsilon) derived from ``parents``.
 
@@ -195,7 +221,8 @@ class Ledger:
             return dict(
                 kind="post_processing", org_id=org_id, release_id=release_id, round=round,
                 epsilon_spent=0.0, parents=list(parents), base_model_hash=base_model_hash,
-                update_vector_hash=update_vector_hash, timestamp=timestamp or utc_now())
+                update_vector_hash=update_vector_hash, timestamp=timestamp or utc_now(),
+                protocol=protocol)
 
         return self._append(build, signing_key, log_key or signing_key)
 
@@ -242,3 +269,10 @@ class Ledger:
 
     def _write_checkpoint(self, signed: SignedCheckpoint) -> None:
         _files.replace_atomically(self.checkpoint_path, signed.text().encode())
+
+
+def _check_owner(org_id: str, header: LedgerHeader) -> None:
+    if org_id != header.owner:
+        raise InvalidFieldError("org_id", org_id, f"the ledger owner {header.owner!r} "
+                                "(releases are recorded in the releasing organization's own "
+                                "ledger)")

@@ -216,6 +216,10 @@ def verify_ledger(
             issues.extend(found)
             if check is not None:
                 checks.append(check)
+        elif entry.kind == "unprotected_release" and header is not None \
+                and entry.org_id != header.owner:
+            issues.append(Issue(number, rid, "owner", f"release of org_id={entry.org_id!r} in "
+                                f"the ledger of {header.owner!r}"))
         parsed.append(entry)
     notes: list[str] = []
     if header is not None:

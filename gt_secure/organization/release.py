@@ -10,8 +10,8 @@ leaves the ledger byte-identical):
 - a unit without a mechanism has epsilon = inf: allowed only when that unit's budget is
   explicitly ``math.inf``. So the non-private "plain" protocol (plain LoRA fine-tune) needs
   ``PrivacyBudget(example=inf, organization=inf)``. The ledger records only finite epsilons, so
-  an unprotected unit gets no ledger entry (the release still returns, with ``entries`` for the
-  protected units only).
+  an unprotected unit gets no ``release`` entry; a release with no DP at all is recorded as one
+  ``unprotected_release`` entry (no budget spent; it states that nothing is protected).
 
 After training, one signed ``release`` entry is appended per protected unit (same
 ``release_id``), with every mechanism parameter, epsilon, base-model hash, the update vector's
@@ -164,7 +164,7 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
                     signing_key: Ed25519PrivateKey, *, salt: bytes, release_id: str,
                     round: int | None = None, start: UpdateVector | None = None,
                     vector_generator: np.random.Generator | None = None,
-                    commit_key: bytes | None = None) -> Release:
+                    commit_key: bytes | None = None, protocol: str | None = None) -> Release:
     """Plan and budget-check, train (DP-SGD or plain), add vector noise, record, return.
 
     ``start`` (an update of the same layout) is applied before training and the released update
@@ -173,6 +173,7 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
     ``commit_key`` (masked or encrypted aggregation): the entries' ``update_vector_hash`` is the
     salted commitment :func:`~gt_secure.organization.commitment.commit` instead of the plain
     SHA-256, so the entry that travels with the update cannot confirm a guessed vector.
+    ``protocol`` (e.g. ``dp-sgd-secagg``) is recorded in every entry.
     """
     plan = plan_release(org_id, len(texts), cfg, ledger, release_id)
     fingerprint = data_fingerprint(texts, salt)  # validates the salt before training
@@ -210,7 +211,12 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
                 base_model_hash=layout.base_model_hash,
                 update_vector_hash=vector_hash, data_fingerprint=fingerprint,
                 signing_key=signing_key, accountant=accountant,
-                round=round))
+                round=round, protocol=protocol))
+    if not entries:  # no DP at all: recorded as what it is
+        entries.append(ledger.append_unprotected_release(
+            org_id=org_id, release_id=release_id, base_model_hash=layout.base_model_hash,
+            update_vector_hash=vector_hash, data_fingerprint=fingerprint,
+            signing_key=signing_key, round=round, protocol=protocol))
     epsilon = {unit: _epsilon(cfg, unit, plan.mechanisms[unit]) for unit in UNITS}
     mechanisms = tuple(m for unit in UNITS for m in plan.mechanisms[unit])
     return Release(org_id, release_id, update, tuple(entries), mechanisms, epsilon, losses)

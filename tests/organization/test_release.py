@@ -141,11 +141,15 @@ def test_plain_release_needs_explicit_infinite_budgets(tmp_path: Path,
                                                        key: Ed25519PrivateKey) -> None:
     ledger = _new_ledger(tmp_path / "ledger.jsonl", key, owner="bank")
     cfg = _cfg(math.inf, math.inf, dp_sgd=None, vector_dp=None, plain=FAST_PLAIN)
-    rel = prepare_release("bank", TEXTS, cfg, ledger, key, salt=SALT, release_id="b-r1")
-    assert rel.entries == () and rel.mechanisms == ()
+    rel = prepare_release("bank", TEXTS, cfg, ledger, key, salt=SALT, release_id="b-r1",
+                          protocol="plain")
+    assert rel.mechanisms == ()
     assert rel.epsilon == {"example": math.inf, "organization": math.inf}
     assert rel.update.l2_norm() > 0 and len(rel.losses) == 2
-    assert ledger.entries() == []  # the ledger cannot record epsilon = inf
+    (entry,) = ledger.entries()  # recorded as unprotected: no epsilon, no budget spent
+    assert rel.entries == (entry,) and entry.kind == "unprotected_release"
+    assert entry.protocol == "plain" and entry.epsilon_spent == 0.0 and entry.unit is None
+    assert entry.update_vector_hash == rel.update.content_hash()
 
 
 def test_dp_unit_needs_a_finite_budget() -> None:
