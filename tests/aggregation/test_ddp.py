@@ -33,12 +33,14 @@ def _worst_case_shares(p: DdpParams, rng: np.random.Generator) -> list[np.ndarra
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orgs=st.integers(3, 30), dim=st.integers(1, 600), z=st.floats(0.05, 4.0),
        bits=st.integers(10, 24), clip=st.floats(0.01, 10.0), seed=st.integers(0, 2**32 - 1),
-       drop=st.floats(0.0, 0.5))
+       drop=st.floats(0.0, 0.5), colluders=st.integers(0, 3))
 def test_decoded_sum_is_exact_and_within_the_no_wrap_bound(
-        orgs: int, dim: int, z: float, bits: int, clip: float, seed: int, drop: float) -> None:
+        orgs: int, dim: int, z: float, bits: int, clip: float, seed: int, drop: float,
+        colluders: int) -> None:
     survivors = max(1, orgs - int(drop * orgs))
+    colluders = min(colluders, survivors - 1)
     try:
-        p = DdpParams.choose(clip, dim, z, orgs, survivors, 0, bits)
+        p = DdpParams.choose(clip, dim, z, orgs, survivors, colluders, bits)
     except InvalidFieldError as err:  # too few bits for the noise share: refused, by name
         assert err.field == "bits"
         return
