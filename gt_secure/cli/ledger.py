@@ -42,18 +42,47 @@ def _entries(path: Path) -> list[LedgerEntry]:
     return _read(path)[0]
 
 
+def _policy_keys(policy_file: Path) -> list[Path]:
+    """The key files or folders the organization's policy names (``ledger_keys``, relative to
+    the policy file), else the ``*.pub.pem`` files beside the policy (its state directory)."""
+    from gt_secure.ledger.signing import PUBLIC_SUFFIX
+    from gt_secure.organization.policy import load_policy
+
+    try:
+        policy = load_policy(policy_file)
+    except InvalidFieldError as err:
+        if err.field != "policy-file":
+            raise
+        raise InvalidFieldError("--policy", str(policy_file), err.constraint) from None
+    base = policy_file.parent
+    paths = ([base / name for name in policy.ledger_keys] if policy.ledger_keys
+             else sorted(base.glob(f"*{PUBLIC_SUFFIX}")))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing or not paths:
+        raise InvalidFieldError("--policy", str(policy_file), "a policy whose ledger_keys name "
+                                f"existing public keys (missing: {missing}), or with "
+                                f"<owner>{PUBLIC_SUFFIX} files beside it" if missing else
+                                f"a policy with ledger_keys set or <owner>{PUBLIC_SUFFIX} files "
+                                "beside it (none found)")
+    return paths
+
+
 def _trusted(args: argparse.Namespace) -> dict[str, Any] | None:
-    if not getattr(args, "trusted_keys", None):
+    option, paths = "--trusted-keys", getattr(args, "trusted_keys", None)
+    if getattr(args, "policy", None):
+        option, paths = "--policy", _policy_keys(args.policy)
+    if not paths:
         if getattr(args, "unverified", False):
             return None
         raise InvalidFieldError("--trusted-keys", None, "given (directories or .pub.pem files "
-                                "of the signers) to verify first, or pass --unverified")
+                                "of the signers), or --policy naming the organization's policy, "
+                                "to verify first, or pass --unverified")
     from gt_secure.ledger.signing import load_trusted_keys
 
     try:
-        return dict(load_trusted_keys(args.trusted_keys))
+        return dict(load_trusted_keys(paths))
     except ValueError as err:  # cryptography: not a PEM public key
-        raise InvalidFieldError("--trusted-keys", args.trusted_keys, "directories or files of "
+        raise InvalidFieldError(option, [str(p) for p in paths], "directories or files of "
                                 f"PEM Ed25519 public keys ({err})") from err
 
 
@@ -178,13 +207,16 @@ def _add_reading(sub: argparse.ArgumentParser, keys: str = "or-unverified") -> N
     sub.add_argument("--ledger", type=Path, required=True, nargs="+" if several else None,
                      metavar="PATH", help="ledger JSONL file(s); several give a roll-up"
                      if several else "ledger JSONL file")
-    sub.set_defaults(unverified=False, trusted_keys=None)
+    sub.set_defaults(unverified=False, trusted_keys=None, policy=None)
     if not several:
         return
     group = sub.add_mutually_exclusive_group(required=keys == "required")
     group.add_argument("--trusted-keys", nargs="+", metavar="PATH",
                        help="directories of <owner>.pub.pem files, or such files, of every "
                        "signer (organizations, provider)")
+    group.add_argument("--policy", type=Path, metavar="FILE",
+                       help="the organization's policy.toml: trust the keys its ledger_keys "
+                       "names, else the <owner>.pub.pem files beside it")
     if keys == "or-unverified":
         group.add_argument("--unverified", action="store_true",
                            help="read without verifying; the output is stamped UNVERIFIED")

@@ -13,6 +13,9 @@ value. There are no default budgets: a unit the organization protects carries it
     protocols = ["dp-sgd-secagg"]  # accepted protocol specs (packaged names or .toml paths)
     min_organizations = 3          # fewest organizations in any sum the server may learn
     max_clip_norm = 1.0            # largest L2 clip norm of the update vector
+    ledger_keys = ["org-a.pub.pem"]  # optional: public keys that verify this organization's
+                                   # ledger (files or folders, relative to this file; default:
+                                   # the *.pub.pem files beside it, as in its state directory)
 
     [example]                      # example-level DP-SGD, required in every release
     budget_epsilon = 8.0           # total epsilon per example over all releases (ledger)
@@ -106,6 +109,7 @@ class OrganizationPolicy(_Frozen):
     max_clip_norm: Epsilon
     example: UnitPolicy | None = None
     organization: UnitPolicy | None = None
+    ledger_keys: tuple[Annotated[str, Field(min_length=1)], ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganizationPolicy:
@@ -279,6 +283,8 @@ def load_policy(path: str | Path) -> OrganizationPolicy:
 def policy_toml(policy: OrganizationPolicy) -> str:
     """The policy as TOML (round-trips through :func:`parse_policy`)."""
     data = policy.model_dump(mode="json", exclude_none=True)
+    if not data.get("ledger_keys"):
+        data.pop("ledger_keys", None)
     lines = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for unit in ("example", "organization"):
         if unit in data:

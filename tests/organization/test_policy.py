@@ -46,6 +46,9 @@ def test_policy_for_each_packaged_protocol_round_trips_and_accepts_it(protocol: 
     assert load_policy(path) == policy
     assert parse_policy(tomllib.loads(policy_toml(policy))) == policy
     assert policy.protocols == (protocol,)
+    assert "ledger_keys" not in policy_toml(policy)  # optional, written only when set
+    keyed = policy.model_copy(update={"ledger_keys": ("org-a.pub.pem", "keys")})
+    assert parse_policy(tomllib.loads(policy_toml(keyed))) == keyed
 
 
 def test_a_policy_must_set_a_budget_and_a_limit_per_protected_unit() -> None:
