@@ -10,6 +10,7 @@ the provider's aggregate is checked against the plain mean of exactly those vect
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,12 @@ def rejected(record: dict[str, Any]) -> dict[str, str]:
     return {r["org_id"]: r["field"] for r in record["rejections"]}
 
 
-def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
+def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     # Prepare: 3 organizations with the plain protocol (plain LoRA fine-tune, clip only).
     # Round 1: bank sends a NaN and law an over-norm update, both bypassing their guards.
     # Round 2: law names a foreign base model and hospital's process dies. Round 3: all honest.
+    caplog.set_level(logging.INFO, logger="flwr")
     overrides = {"protocol": "plain", "num-rounds": 3, "min-orgs": 3, "clip-norm": 1.0,
                  "noise-multiplier": 0.0}
     faults = {("bank", 1): "nan", ("law", 1): "norm", ("law", 2): "base-hash",
@@ -102,14 +105,30 @@ def test_plain_rounds_refuse_bad_updates_and_continue(tmp_path: Path) -> None:
     assert set(second) == {"update[law].layout.base_model_hash", "reply"}
     assert "organization process died" in second["reply"]
     # Assert: the aggregate is exactly the mean of the accepted updates, round after round,
-    # and the plain protocol records nothing in the ledgers (no DP: epsilon would be inf).
+    # and each organization records every plain release as unprotected (no DP, no budget).
     for record in rounds:
         start = global_after(tmp_path, record["round"] - 1)
         expected = start + sent_mean(tmp_path, summary, record["accepted"], record["round"])
         got = global_after(tmp_path, record["round"])
         np.testing.assert_allclose(got, expected.astype(np.float32), rtol=0, atol=1e-7)
         assert 0 < record["mean_l2_norm"] <= 1.0 + 1e-5
-    assert not any(ledger_units(tmp_path, org) for org in ("bank", "hospital", "law"))
+    for record in rounds:
+        for org in record["accepted"]:
+            rid = release_id_of(org, summary["run_id"], record["round"])
+            (entry,) = [e for e in Ledger(tmp_path / "orgs" / org / "ledger.jsonl").entries()
+                        if e.release_id == rid]
+            assert entry.kind == "unprotected_release" and entry.protocol == "plain"
+            assert entry.unit is None and entry.epsilon_spent == 0.0
+    # Assert: Flower's log (what `flwr run --stream` shows) has one line per round and names
+    # where the results are.
+    out = "\n".join(r.getMessage() for r in caplog.records if r.name == "flwr")
+    summary_path = tmp_path / "out" / "summary.json"
+    assert f"protocol plain (plain aggregation), 3 round(s); results in {summary_path}" in out
+    assert ("round 1/3: heard 3 of 3 organizations, accepted 1 (hospital), refused 2 (bank: "
+            "update[bank].flat.non_finite_count, law: update[law].l2_norm); round ") in out
+    assert ("round 3/3: heard 3 of 3 organizations, accepted 3 (bank, hospital, law), "
+            "refused 0; round ") in out
+    assert f"finished: 3 round(s); results in {summary_path}" in out
 
 
 def test_secagg_mean_matches_plain_mean_with_dropout_guard_and_screen(tmp_path: Path) -> None:
