@@ -1,5 +1,5 @@
 """The ``ddp-secagg`` spec: its distributed table is cross-checked against [secagg], its grid is
-derivable, and the Flower app refuses it by name until its rounds run it."""
+derivable, and the Flower app runs it with shares instead of full per-organization noise."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from gt_secure.aggregation.ddp_round import params_for
 from gt_secure.app.config import AppConfig
-from gt_secure.errors import ProtocolConfigError
+from gt_secure.app.roles import mechanism_configs
 from gt_secure.protocols import ProtocolSpecError, load_protocol, parse_protocol
 
 
@@ -42,6 +42,9 @@ def test_distributed_table_is_cross_checked_naming_each_field() -> None:
     assert "2**bits = 4096" in str(err.value)
 
 
-def test_flower_app_refuses_the_distributed_protocol_by_name() -> None:
-    with pytest.raises(ProtocolConfigError, match="protocol must be a protocol the Flower app"):
-        AppConfig(protocol="ddp-secagg").resolve()
+def test_flower_app_runs_shares_not_full_vector_noise() -> None:
+    cfg = AppConfig(protocol="ddp-secagg").resolve()
+    assert cfg.distributed and cfg.noise_multiplier == 1.0
+    _, vector = mechanism_configs(cfg, 2)
+    assert vector is None  # no per-organization full Gaussian: the share replaces it
+    assert not AppConfig(protocol="dp-secagg").resolve().distributed

@@ -34,9 +34,10 @@ from gt_secure.aggregation.quantization import FLOWER_MAX_MODULUS, SecAggParams
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.ddp_mechanism import DistributedGaussianMechanism, condition_text
 
-__all__ = ["DdpParams", "decode_sum", "rounding_sensitivity", "wrap_margin"]
+__all__ = ["ORG_DELTA", "DdpParams", "decode_sum", "rounding_sensitivity", "wrap_margin"]
 
 ROUNDING_BETA = math.exp(-0.5)  # KLS21's / TFF's conditional rounding bias
+ORG_DELTA = 1e-5  # delta of the organization-level epsilon (RDP accountant)
 
 
 def rounding_sensitivity(scaled_clip: float, dim: int, beta: float = ROUNDING_BETA) -> float:
@@ -117,6 +118,13 @@ class DdpParams(BaseModel):
         n = self.organizations
         return n * (self.clip_norm / self.scale + 1) + self.sigma * wrap_margin(
             n, self.dim, self.wrap_log2)
+
+    def mean_norm_bound(self, num_summands: int) -> float:
+        """L2 bound of an honest decoded mean of ``num_summands`` vectors (except w.p. < e^-32):
+        clipped signal + rounding (< 1 unit per coordinate and vector) + summed noise."""
+        d, n, unit = math.sqrt(self.dim), num_summands, self.scale
+        noise = self.sigma * unit * math.sqrt(n) * (d + 8.0)
+        return (n * self.clip_norm + n * unit * d + noise) / n * (1 + 1e-5)
 
     def mechanism(self) -> DistributedGaussianMechanism:
         """The ledger's record of one organization's share (one round)."""

@@ -13,6 +13,7 @@ from typing import Any
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
+from gt_secure.aggregation.ddp_round import survivor_guard
 from gt_secure.app.ckks_node import make_ckks_mod
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.delivery import EVAL_TEXTS, evaluation_reply, receive_adapter
@@ -22,7 +23,7 @@ from gt_secure.app.mods import make_update_guard, secagg_route_mod
 from gt_secure.app.policy_mod import enforce_policy, make_policy_mod
 from gt_secure.app.receipts import ACTION as LEDGER_ACTION
 from gt_secure.app.receipts import answer as answer_ledger
-from gt_secure.app.roles import organization_step, state_dir
+from gt_secure.app.roles import ddp_config, organization_step, state_dir
 
 
 def local_update(msg: Message, context: Context, cfg: Resolved) -> UpdatePayload:
@@ -51,7 +52,13 @@ def receive(msg: Message, context: Context) -> RecordDict:
 def make_client_app(overrides: Mapping[str, Any] | None = None) -> ClientApp:
     """ClientApp whose settings are ``run_config`` updated with ``overrides``; the organization's
     policy mod is outermost (:mod:`gt_secure.app.policy_mod`)."""
-    app = ClientApp(mods=[make_policy_mod(overrides), secagg_route_mod, make_ckks_mod(overrides),
+    def min_survivors(ctxt: Context) -> int:  # distributed DP: fewest vectors in the sum
+        cfg = AppConfig.from_run_config(ctxt.run_config, overrides).resolve()
+        ddp = ddp_config(cfg)
+        return 0 if ddp is None else int(ddp.min_survivors)
+
+    app = ClientApp(mods=[make_policy_mod(overrides), survivor_guard(min_survivors),
+                          secagg_route_mod, make_ckks_mod(overrides),
                           make_update_guard(overrides)])
 
     @app.train()

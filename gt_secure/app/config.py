@@ -94,10 +94,6 @@ class AppConfig:
             raise ProtocolConfigError("protocol.aggregation", spec.aggregation,
                                       f"one of {sorted(AGGREGATIONS)} (supported by the app)")
         org_dp = spec.dp.organization if spec.dp is not None else None
-        if org_dp is not None and org_dp.distributed is not None:  # issue 13: not wired yet
-            raise ProtocolConfigError("protocol", self.protocol, "a protocol the Flower app runs "
-                                      "(distributed DP runs through gt_secure.aggregation."
-                                      "ddp_round, not yet through the app's rounds)")
         clip = self.clip_norm or (org_dp.clip_norm if org_dp else 1.0)
         noise = self.noise_multiplier
         if noise < 0:
@@ -106,8 +102,9 @@ class AppConfig:
         min_orgs = self.min_orgs or spec.min_organizations
         if AGGREGATIONS[spec.aggregation] == "secagg":
             min_orgs = max(min_orgs, 3)
+        distributed = org_dp is not None and org_dp.distributed is not None
         return Resolved(self, AGGREGATIONS[spec.aggregation], self.num_rounds or spec.rounds,
-                        min_orgs, clip, noise, pinned, spec.ckks)
+                        min_orgs, clip, noise, pinned, spec.ckks, distributed)
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,7 @@ class Resolved:
     noise_multiplier: float
     secagg: SecAggParams | None
     ckks: CkksSpec | None = None
+    distributed: bool = False  # organization-level noise as discrete Gaussian shares (ddp)
 
 
 def org_id_of(node_config: Mapping[str, Any]) -> str:

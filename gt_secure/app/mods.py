@@ -9,6 +9,7 @@ organization out of the round).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from gt_secure.aggregation.secagg_prg import with_mask_prg
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.messages import is_secagg, read_reply
-from gt_secure.app.roles import expected_layout
+from gt_secure.app.roles import ddp_config, expected_layout
 from gt_secure.app.validation import Expected, norm_bound, validate_update
 
 _secaggplus_prg_mod = with_mask_prg(secaggplus_mod)
@@ -36,6 +37,8 @@ def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) 
 def expected_for(cfg: Resolved) -> Expected:
     """Layout and norm bound every update of this run must satisfy."""
     layout = expected_layout()
+    if (ddp := ddp_config(cfg)) is not None:  # integer shares in [-T/2, T/2)
+        return Expected(layout, math.sqrt(layout.dim) * ddp.modulus / 2)
     return Expected(layout, norm_bound(cfg.clip_norm, cfg.noise_multiplier, layout.dim))
 
 

@@ -24,7 +24,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.messages import is_secagg, read_ckks_request
-from gt_secure.app.roles import mechanism_configs, num_texts, state_dir
+from gt_secure.app.roles import ddp_config, mechanism_configs, num_texts, state_dir
 from gt_secure.errors import PolicyRefusalError
 from gt_secure.organization.policy import (
     POLICY_FILE,
@@ -65,6 +65,11 @@ def release_request(cfg: Resolved, node_config: Mapping[str, Any], aggregation: 
         vmech = vector.mechanism()
         eps = compute_epsilon([vmech], vector.delta, vector.accountant)
         organization = UnitRequest(vmech.noise_multiplier, eps, vector.delta)
+    elif (distributed := ddp_config(cfg)) is not None:  # the sum's noise multiplier
+        from gt_secure.aggregation.ddp import ORG_DELTA
+
+        eps = compute_epsilon([distributed.mechanism()], ORG_DELTA, "rdp")
+        organization = UnitRequest(distributed.noise_multiplier, eps, ORG_DELTA)
     return ReleaseRequest(cfg.app.protocol, aggregation, min_organizations, cfg.clip_norm,
                           example, organization)
 

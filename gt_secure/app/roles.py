@@ -62,9 +62,20 @@ def mechanism_configs(cfg: Resolved, steps: int) -> tuple[Any, Any]:
                              max_grad_norm=example.clip, accountant=example.accountant,
                              steps=steps)
     vector = None
-    if cfg.noise_multiplier > 0:
+    if cfg.noise_multiplier > 0 and not cfg.distributed:
         vector = VectorDpConfig(clip_norm=cfg.clip_norm, noise_multiplier=cfg.noise_multiplier)
     return dp_sgd, vector
+
+
+def ddp_config(cfg: Resolved) -> Any:
+    """``DdpParams`` of a protocol with distributed organization-level noise (else None): the
+    grid every organization and the server derive from the spec alone."""
+    if not cfg.distributed:
+        return None
+    from gt_secure.aggregation.ddp_round import params_for
+    from gt_secure.protocols import load_protocol
+
+    return params_for(load_protocol(cfg.app.protocol), expected_layout().dim)
 
 
 def release_config(cfg: Resolved, budget: tuple[float, float], steps: int) -> Any:
@@ -75,11 +86,13 @@ def release_config(cfg: Resolved, budget: tuple[float, float], steps: int) -> An
     from gt_secure.update.finetune import FinetuneConfig
 
     dp_sgd, vector = mechanism_configs(cfg, steps)
+    distributed = ddp_config(cfg)
+    org_dp = vector is not None or distributed is not None
     return ReleaseConfig(
         budget=PrivacyBudget(example=budget[0] if dp_sgd else math.inf,
-                             organization=budget[1] if vector else math.inf),
-        dp_sgd=dp_sgd, vector_dp=vector, clip_norm=None if vector else cfg.clip_norm,
-        plain=FinetuneConfig(steps=steps))
+                             organization=budget[1] if org_dp else math.inf),
+        dp_sgd=dp_sgd, vector_dp=vector, distributed=distributed,
+        clip_norm=None if org_dp else cfg.clip_norm, plain=FinetuneConfig(steps=steps))
 
 
 def num_texts(cfg: Resolved, node_config: Mapping[str, Any]) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from gt_secure.aggregation.ddp import DdpParams, decode_sum
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
 from gt_secure.aggregation.secagg_round import replying_node, run_secagg_round
@@ -113,8 +114,11 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
 
 
 def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
-                 expected: Expected, params: SecAggParams, timeout: float) -> RoundResult:
-    """SecAgg+ round: metadata screened per reply, values guarded client-side, sum checked."""
+                 expected: Expected, params: SecAggParams, timeout: float,
+                 ddp: DdpParams | None = None) -> RoundResult:
+    """SecAgg+ round: metadata screened per reply, values guarded client-side, sum checked.
+
+    ``ddp``: the replies are distributed-DP integer shares; the mean is decoded from them."""
     result = RoundResult(round_idx, "secagg", None)
     seen: set[str] = set()
 
@@ -138,11 +142,17 @@ def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.n
     result.accepted = [meta.get(KEY_ORG, "?") for _, meta in outcome.survivors]
     if outcome.mean is None:
         return result
-    result.error_bound = mean_error_bound(params, len(result.accepted))
-    slack = mean_l2_error_bound(params, len(result.accepted), expected.layout.dim)
-    bound = Expected(expected.layout, expected.norm_bound + slack)
+    count = len(result.accepted)
+    if ddp is not None:  # exact integer sum: only the rounding onto the grid remains
+        outcome.mean = decode_sum(outcome.mean, count, ddp) / count
+        result.error_bound = ddp.scale
+        bound = Expected(expected.layout, ddp.mean_norm_bound(count))
+    else:
+        result.error_bound = mean_error_bound(params, count)
+        slack = mean_l2_error_bound(params, count, expected.layout.dim)
+        bound = Expected(expected.layout, expected.norm_bound + slack)
     try:
-        check_sum(outcome.mean, len(result.accepted), bound)
+        check_sum(outcome.mean, count, bound)
     except InvalidFieldError as err:
         _refuse(result, Rejection.of(err, "sum", -1, "secagg"))
         result.accepted = []

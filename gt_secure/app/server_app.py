@@ -23,14 +23,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
-from gt_secure.app import progress
 from gt_secure.app.ckks_round import ckks_round
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.delivery import deliver_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
 from gt_secure.app.receipts import aggregator_witness, exchange_receipts
-from gt_secure.app.roles import provider_step
+from gt_secure.app.roles import ddp_config, provider_step
 from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
 from gt_secure.errors import GtSecureError
 
@@ -48,17 +47,19 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
     rounds: list[dict[str, Any]] = []
     witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
-    progress.started(context.run_id, cfg.app.protocol, cfg.aggregation, cfg.num_rounds,
-                     out_dir / "summary.json")
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
         started = time.monotonic()
         log.info("round %d: %s aggregation over %d nodes", round_idx, cfg.aggregation,
                  len(nodes))
         if cfg.aggregation == "secagg":
+            ddp = ddp_config(cfg)
             params = round_params(cfg.clip_norm, cfg.noise_multiplier, len(nodes), cfg.secagg)
+            if ddp is not None and cfg.secagg is None:  # integer shares: the grid's ranges
+                params = ddp.secagg_params(len(nodes), max(2, min(ddp.min_survivors,
+                                                                  len(nodes) - 1)))
             result = secagg_round(grid, context, round_idx, global_flat, expected, params,
-                                  cfg.app.round_timeout)
+                                  cfg.app.round_timeout, ddp)
         elif cfg.aggregation == "ckks":
             result = ckks_round(grid, nodes, round_idx, global_flat, expected, cfg.min_orgs,
                                 cfg.app.round_timeout)
@@ -75,7 +76,6 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds,
                                                                "receipts": receipts})
         _write(out_dir, context, cfg, rounds)
-        progress.round_done(rounds[-1], cfg.num_rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)
     if last is not None:
@@ -121,8 +121,7 @@ def make_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         summary = run_federation(grid, context, cfg)
-        out = Path(cfg.app.output_dir).expanduser()
-        progress.finished(summary, out / "summary.json")
+        log.info("run %s finished: %d rounds", summary["run_id"], len(summary["rounds"]))
 
     return app
 

@@ -317,6 +317,9 @@ def policy_for(protocol: str, budget_epsilon: float,
         clip = dp.organization.clip_norm
         organization = UnitPolicy(budget_epsilon=budget_epsilon,
                                   min_noise_multiplier=dp.organization.noise_multiplier)
+    fewest = spec.min_organizations
+    if dp is not None and dp.organization is not None and dp.organization.distributed:
+        fewest = dp.organization.distributed.min_survivors  # SecAgg+ may finish with these
     return OrganizationPolicy(protocols=(protocol,), max_clip_norm=clip,
-                              min_organizations=min_organizations or spec.min_organizations,
+                              min_organizations=min_organizations or fewest,
                               example=example, organization=organization)

@@ -30,6 +30,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from gt_secure.aggregation.ddp import ORG_DELTA, DdpParams
 from gt_secure.errors import BudgetExceededError, InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.accountant import AccountantName, Mechanism, Unit, compute_epsilon
@@ -38,6 +39,7 @@ from gt_secure.ledger.entry import LedgerEntry, Name, data_fingerprint
 from gt_secure.ledger.store import Ledger
 from gt_secure.models.loading import load_base
 from gt_secure.organization.commitment import commit
+from gt_secure.organization.ddp_share import noise_share
 from gt_secure.organization.dp_sgd import DpSgdConfig, plan_dp_sgd, train_dp_sgd_texts
 from gt_secure.organization.vector_dp import VectorDpConfig, clip_l2, privatize_update
 from gt_secure.update.finetune import FinetuneConfig, finetune_lora
@@ -82,13 +84,17 @@ class ReleaseConfig(FrozenModel):
     dp_sgd: DpSgdConfig | None = DEMO_DP_SGD
     plain: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
     vector_dp: VectorDpConfig | None = None
+    distributed: DdpParams | None = None  # organization-level noise as a discrete Gaussian share
     clip_norm: float | None = Field(None, gt=0)  # clip without noise when vector_dp is None
     base_model: str = "tinylm"
     lora: LoraSpec = Field(default_factory=lambda: LoraSpec.model_validate({}))
 
     @model_validator(mode="after")
     def _check_budgets(self) -> ReleaseConfig:
-        protectors: dict[Unit, object] = {"example": self.dp_sgd, "organization": self.vector_dp}
+        if self.vector_dp is not None and self.distributed is not None:
+            raise InvalidFieldError("distributed", "<DdpParams>", "None when vector_dp is set")
+        protectors: dict[Unit, object] = {"example": self.dp_sgd,
+                                          "organization": self.vector_dp or self.distributed}
         for unit, mechanism in protectors.items():
             budget = self.budget.of(unit)
             if mechanism is not None and not math.isfinite(budget):
@@ -132,7 +138,8 @@ def plan_release(org_id: str, n_examples: int, cfg: ReleaseConfig, ledger: Ledge
         raise InvalidFieldError("release_id", release_id, "unused in the ledger")
     mechanisms: dict[Unit, list[Mechanism]] = {
         "example": [plan_dp_sgd(cfg.dp_sgd, n_examples)] if cfg.dp_sgd else [],
-        "organization": [cfg.vector_dp.mechanism()] if cfg.vector_dp else [],
+        "organization": [cfg.vector_dp.mechanism()] if cfg.vector_dp else
+                        [cfg.distributed.mechanism()] if cfg.distributed else [],
     }
     projected: dict[Unit, float] = {}
     for unit in UNITS:
@@ -155,6 +162,8 @@ def plan_release(org_id: str, n_examples: int, cfg: ReleaseConfig, ledger: Ledge
 
 
 def _delta_accountant(cfg: ReleaseConfig, unit: Unit) -> tuple[float, AccountantName]:
+    if unit == "organization" and cfg.distributed is not None:
+        return ORG_DELTA, "rdp"  # KLS21's zCDP bound composes as RDP only
     mech_cfg = cfg.dp_sgd if unit == "example" else cfg.vector_dp
     assert mech_cfg is not None
     return mech_cfg.delta, mech_cfg.accountant
@@ -198,6 +207,11 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
         noised = privatize_update(update, cfg.vector_dp, vector_generator)
         _check_same(noised.mechanism, plan.mechanisms["organization"])
         update = noised.update
+    elif cfg.distributed is not None:  # the integer share that goes into SecAgg+
+        share = noise_share(update.flat, cfg.distributed, vector_generator,
+                            secure_mode=vector_generator is None)
+        _check_same(share.mechanism, plan.mechanisms["organization"])
+        update = update.replace(share.wire.astype(np.float32))
     elif cfg.clip_norm is not None:
         update = UpdateVector(layout, clip_l2(update.flat, cfg.clip_norm))
     vector_hash = update.content_hash() if commit_key is None else commit(commit_key, update)
