@@ -23,6 +23,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from gt_secure.aggregation.secagg import round_params
 from gt_secure.aggregation.secagg_round import wait_for_nodes
+from gt_secure.app import progress
 from gt_secure.app.ckks_round import ckks_round
 from gt_secure.app.config import AppConfig, Resolved
 from gt_secure.app.delivery import deliver_adapter
@@ -47,6 +48,8 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
     rounds: list[dict[str, Any]] = []
     witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
+    progress.started(context.run_id, cfg.app.protocol, cfg.aggregation, cfg.num_rounds,
+                     out_dir / "summary.json")
     for round_idx in range(1, cfg.num_rounds + 1):
         nodes = sorted(grid.get_node_ids())
         started = time.monotonic()
@@ -76,6 +79,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds,
                                                                "receipts": receipts})
         _write(out_dir, context, cfg, rounds)
+        progress.round_done(rounds[-1], cfg.num_rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)
     if last is not None:
@@ -121,7 +125,8 @@ def make_server_app(overrides: Mapping[str, Any] | None = None) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         cfg = AppConfig.from_run_config(context.run_config, overrides).resolve()
         summary = run_federation(grid, context, cfg)
-        log.info("run %s finished: %d rounds", summary["run_id"], len(summary["rounds"]))
+        out = Path(cfg.app.output_dir).expanduser()
+        progress.finished(summary, out / "summary.json")
 
     return app
 
