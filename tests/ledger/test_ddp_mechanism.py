@@ -12,6 +12,8 @@ import pytest
 from dp_accounting.pld import privacy_loss_distribution as pld
 from scipy.special import logsumexp
 
+from gt_secure.aggregation.ddp import DdpParams
+from gt_secure.cli.main import main
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.accountant import compute_epsilon
 from gt_secure.ledger.ddp_mechanism import (
@@ -20,7 +22,7 @@ from gt_secure.ledger.ddp_mechanism import (
     kls_epsilon,
 )
 from gt_secure.ledger.verify import verify_ledger
-from tests.ledger.conftest import DELTA, World, release
+from tests.ledger.conftest import DELTA, DPSGD, World, release
 
 HALF = 80
 
@@ -112,3 +114,23 @@ def test_release_entry_records_the_mechanism_and_verifies(world: World, tmp_path
     assert entry.epsilon_spent == pytest.approx(compute_epsilon([mech], DELTA, "rdp"))
     report = verify_ledger(world.ledger.path, world.trusted)
     assert report.ok, report
+
+
+def test_show_composes_both_units_over_rounds(world: World,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Each round's release records both units: DP-SGD (example) and the distributed share
+    # (organization); `ledger show` composes each unit over the two rounds.
+    share = DdpParams.choose(1.0, 2048, 1.0, 10, 2, 0, 16).mechanism()
+    for r in (1, 2):
+        release(world, "org-a", f"r{r}-org-a", [DPSGD], round=r)
+        release(world, "org-a", f"r{r}-org-a", [share], round=r)
+
+    assert main(["ledger", "show", "--ledger", str(world.ledger.path),
+                 "--trusted-keys", str(world.key_dir)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "org-a" in line]
+    totals = {unit: compute_epsilon([m] * 2, DELTA, "rdp") for unit, m in
+              (("example", DPSGD), ("organization", share))}
+    for unit, total in totals.items():
+        (row,) = [line for line in rows if f" {unit} " in line]
+        assert " 2 " in row and f"{total:.4f}" in row
+    assert totals["organization"] > compute_epsilon([share], DELTA, "rdp")  # composed
