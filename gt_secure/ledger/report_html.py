@@ -131,7 +131,8 @@ def _entries(view: LedgerView) -> str:
         status = "FAILED" if bad else ("unverified" if view.verification is None else "ok")
         total = None if e.epsilon_total is None else f"{e.epsilon_total:.4f}"
         cells = _cells((line, status, e.timestamp, e.kind, e.org_id, e.release_id, e.round, text,
-                        f"{e.epsilon_spent:.4f}", total,
+                        "no DP" if e.kind == "unprotected_release" else f"{e.epsilon_spent:.4f}",
+                        total,
                         view.budget_of(e) if e.kind == "release" else None,
                         e.update_vector_hash[:16], view.signer_name(e)))
         rows.append(f'<tr class="{"failed" if bad else "entry"}">{cells}</tr>')

@@ -47,7 +47,9 @@ def test_show_trusts_the_keys_beside_the_policy_and_lists_the_plain_release(
     out = tmp_path / "report.html"
     run = cli("ledger", "report", "--ledger", ledger, "--policy", str(policy), "--out", str(out))
     assert run.code == 0 and "(verified)" in run.out
-    assert "UNPROTECTED releases (no differential privacy" in out.read_text()
+    page = out.read_text()
+    assert "UNPROTECTED releases (no differential privacy" in page
+    assert "<td>unprotected_release</td>" in page and "<td>no DP</td>" in page
 
 
 def test_policy_ledger_keys_are_used_and_checked(populated: World, tmp_path: Path) -> None:

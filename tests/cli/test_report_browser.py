@@ -13,7 +13,8 @@ from PIL import Image
 from gt_secure.ledger.report_html import chromium
 from tests.cli.conftest import cli
 from tests.cli.test_ledger_cli import tamper_line_2
-from tests.ledger.conftest import World
+from tests.ledger.conftest import DPSGD, World, release
+from tests.ledger.test_unprotected import plain
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="Chromium not installed (.ci/run installs it)")
@@ -51,3 +52,12 @@ def test_report_pdf(populated: World, tmp_path: Path) -> None:
               str(populated.key_dir), "--out", str(tmp_path / "r.html"), "--pdf", str(pdf))
     assert run.code == 0, run.err
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
+
+
+def test_reader_sees_an_unprotected_release_in_red(world: World, tmp_path: Path) -> None:
+    release(world, "org-a", "r1", [DPSGD])
+    plain(world)
+    code, png = shot(["--ledger", str(world.ledger.path), "--trusted-keys", str(world.key_dir)],
+                     tmp_path, "plain")
+    assert code == 0 and pixels(png, GREEN) > 1000  # verified
+    assert pixels(png, RED) > 1000  # and, on the first screen, the UNPROTECTED banner
