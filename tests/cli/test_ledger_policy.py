@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from gt_secure.organization.policy import policy_for, policy_toml
-from tests.cli.conftest import cli
+from tests.cli.conftest import IMPORTS, cli
 from tests.cli.test_exit_codes import one_line
 from tests.ledger.conftest import DPSGD, World, release
 from tests.ledger.test_unprotected import plain
@@ -64,6 +64,8 @@ def test_policy_ledger_keys_are_used_and_checked(populated: World, tmp_path: Pat
                       + beside.read_text())
     run = cli("ledger", "verify", "--ledger", ledger, "--policy", str(policy))
     assert run.code == 0 and run.out.startswith("OK: 5 entries verified")
+    run = cli("ledger", "show", "--ledger", ledger, "--policy", str(policy), python=IMPORTS)
+    assert run.code == 0 and run.out.splitlines()[-1] == "HEAVY="  # reading a policy: no torch
     policy.write_text('ledger_keys = ["absent.pub.pem"]\n' + beside.read_text())
     run = cli("ledger", "show", "--ledger", ledger, "--policy", str(policy))
     assert run.code == 2 and one_line(run.err).startswith("error: --policy must be")
