@@ -43,7 +43,7 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
         check = verify_ledger(path, trusted, receipt=receipt)
         entries = Ledger(path).entries()
         signers = {k: t.owner for k, t in trusted.items()}
-        view = (view_of(path, check, signers) if entries  # a plain run records no release
+        view = (view_of(path, check, signers) if entries  # a ledger with its header only
                 else LedgerView(path, entries, check, signers))
         (reports / f"ledger-{org}.html").write_text(
             html_report([view], f"Privacy ledger: {org}"), encoding="utf-8"
@@ -52,7 +52,9 @@ def verify_ledgers(out: Path, console: Console) -> dict[str, dict[str, Any]]:
             "ok": check.ok,
             "entries": len(entries),
             "detail": check.summary(),
-            "epsilon": {e.mechanisms[0].unit: e.epsilon_total for e in entries},
+            "epsilon": {e.mechanisms[0].unit: e.epsilon_total for e in entries
+                        if e.kind == "release"},
+            "unprotected_releases": sum(e.kind == "unprotected_release" for e in entries),
         }
     return results
 
@@ -120,6 +122,8 @@ def summarise(summary: dict[str, Any], out: Path, console: Console) -> dict[str,
         table.add_column(col)
     for org, r in ledgers.items():
         eps = ", ".join(f"{u}={e:.2f}" for u, e in r.get("epsilon", {}).items())
+        if r.get("unprotected_releases"):
+            eps = ", ".join(filter(None, [eps, f"{r['unprotected_releases']} UNPROTECTED (no DP)"]))
         table.add_row(org, str(r["entries"]), eps, "yes" if r["ok"] else f"NO: {r['detail']}")
     console.print(table)
     models = released_models(summary, out)

@@ -12,6 +12,7 @@ from gt_secure.data.organizations import ORGANIZATIONS
 from gt_secure.demo.report import verify_ledgers
 from gt_secure.ledger import Ledger, generate_key, save_keypair, store_receipt, witness_ledger
 from tests.ledger.conftest import VECTOR, World, release
+from tests.ledger.test_unprotected import plain
 
 
 def test_a_ledger_truncated_below_its_receipt_fails_the_demo_check(tmp_path: Path) -> None:
@@ -41,3 +42,18 @@ def test_a_ledger_truncated_below_its_receipt_fails_the_demo_check(tmp_path: Pat
         assert "extends the given receipt of size 4" in results[org]["detail"]
     shutil.rmtree(tmp_path / "provider" / "witness")  # no aggregator key: own checkpoint only
     assert verify_ledgers(tmp_path, Console(quiet=True))[ORGANIZATIONS[0]]["ok"] is True
+
+
+def test_a_plain_run_is_reported_as_unprotected(tmp_path: Path) -> None:
+    for org in ORGANIZATIONS:
+        state = tmp_path / "organizations" / org
+        key = generate_key()
+        save_keypair(key, state, org)
+        ledger = Ledger.create(state / "ledger.jsonl", owner=org, budget={}, signing_key=key)
+        plain(World({org: key}, state, {}, ledger), f"{org}-1", org)
+    results = verify_ledgers(tmp_path, Console(quiet=True))
+    for org in ORGANIZATIONS:
+        assert results[org]["ok"] is True and results[org]["entries"] == 1
+        assert results[org]["epsilon"] == {} and results[org]["unprotected_releases"] == 1
+    page = (tmp_path / "reports" / f"ledger-{ORGANIZATIONS[0]}.html").read_text()
+    assert "UNPROTECTED releases (no differential privacy" in page
