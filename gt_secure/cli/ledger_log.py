@@ -78,6 +78,10 @@ def _check_proof(args: argparse.Namespace) -> int:
         print(f"   unit={entry.unit} epsilon_spent={entry.epsilon_spent:.6g} (recomputed "
               f"{check.epsilon_spent:.6g}), epsilon_total={entry.epsilon_total:.6g} <= "
               f"budget {check.budget.get(str(entry.unit))} from the signed header")
+    elif entry.kind == "unprotected_release":
+        from gt_secure.ledger.statement import statement
+
+        print(f"   UNPROTECTED: {statement(entry)}")
     return 0
 
 

@@ -12,6 +12,7 @@ from gt_secure.ledger.merkle import MerkleTree
 from gt_secure.ledger.note import Checkpoint, sign_checkpoint
 from tests.cli.conftest import Run, cli
 from tests.ledger.conftest import BUDGET, VECTOR, World, post, release
+from tests.ledger.test_unprotected import plain
 
 
 def _verify(world: World, ledger: Path, *extra: str) -> Run:
@@ -111,3 +112,14 @@ def test_prove_and_check_proof_offline(populated: World, tmp_path: Path) -> None
     bundle.write_text(json.dumps(data))
     run = cli(*check)
     assert run.code == 1 and "FAIL" in run.out and "entry_proof" in run.out
+
+
+def test_check_proof_of_an_unprotected_release_says_so(world: World, tmp_path: Path) -> None:
+    plain(world)
+    bundle = tmp_path / "bundle.json"
+    assert cli("ledger", "prove", "--ledger", str(world.ledger.path), "--entry", "1", "--out",
+               str(bundle)).code == 0
+    run = cli("ledger", "check-proof", str(bundle), "--trusted-keys", str(world.key_dir))
+    assert run.code == 0, run.out + run.err
+    assert "(unprotected_release 'plain-1' of 'org-a')" in run.out
+    assert "UNPROTECTED: no differential privacy: the released update protects neither" in run.out
