@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from gt_secure.errors import InvalidFieldError, LedgerIntegrityError
-from gt_secure.ledger import data_fingerprint, verify_ledger
+from gt_secure.ledger import data_fingerprint, load_trusted_keys, verify_ledger
 from gt_secure.ledger.entry import LedgerEntry, sha256_hex
 from gt_secure.ledger.proof import check_bundle, make_bundle
 from gt_secure.ledger.report import statement, unprotected, view_json, view_of
 from tests.ledger.conftest import BASE_HASH, DPSGD, SALT, World, release
+
+OLD_FORMAT = Path(__file__).parent / "data" / "schema1_before_protocol"
 
 
 def plain(world: World, release_id: str = "plain-1", org: str = "org-a",
@@ -100,3 +104,14 @@ def test_unprotected_release_in_a_proof_bundle(world: World) -> None:
     with pytest.raises(LedgerIntegrityError):
         check_bundle(bad.model_copy(update={"entry": bad.entry.replace("plain-1", "plain-x")}),
                      world.trusted)
+
+
+def test_a_ledger_written_before_the_protocol_field_still_verifies(tmp_path: Path) -> None:
+    shutil.copytree(OLD_FORMAT, tmp_path / "old")
+    path = tmp_path / "old" / "ledger.jsonl"
+    report = verify_ledger(path, load_trusted_keys([tmp_path / "old"]))
+    assert report.ok, report.issues
+    assert report.entries == 3 and len(report.epsilon_checks) == 2
+    view = view_of(path, report, {})
+    assert all(e.protocol is None for e in view.entries)
+    assert not any("protocol" in text for _, _, text in view.numbered())
