@@ -18,6 +18,16 @@ from flwr.common.logger import log
 NO_REPLY = "no reply within"
 
 
+def short_reason(message: str, limit: int = 300) -> str:
+    """One line of a refusal for the console: the line naming what ``must be``, else the last
+    line (a reply's error carries the organization's whole traceback; summary.json keeps it)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = next((line for line in reversed(lines) if " must be " in line),
+                lines[-1] if lines else message)
+    text = text.split("Message: ", 1)[-1].removesuffix("'>")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _refusals(rejections: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{r['org_id']}: {r['field']}" for r in rejections)
 

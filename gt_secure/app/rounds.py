@@ -28,6 +28,7 @@ from gt_secure.app.messages import (
     read_meta,
     read_reply,
 )
+from gt_secure.app.progress import short_reason
 from gt_secure.app.validation import (
     Expected,
     Rejection,
@@ -55,7 +56,7 @@ class RoundResult:
 
 def _refuse(result: RoundResult, rejection: Rejection) -> None:
     log.warning("round %d: refused %s (node %d): %s", result.round, rejection.org_id,
-                rejection.node_id, rejection.message)
+                rejection.node_id, short_reason(rejection.message))
     result.rejections.append(rejection)
 
 

@@ -22,6 +22,7 @@ from gt_secure.errors import InvalidFieldError, LayoutMismatchError, UpdateVecto
 
 NOISE_TAIL = 8.0
 _FIELD = re.compile(r"(update\[([^\]]+)\]\.[\w.]+) must be")
+_REFUSAL = re.compile(r"(request\.[\w.]+) must be.*?refused by organization '([^']+)'", re.S)
 
 
 def norm_bound(clip_norm: float, noise_multiplier: float, dim: int) -> float:
@@ -57,7 +58,8 @@ class Rejection:
     def of(cls, err: InvalidFieldError | str, org_id: str, node_id: int, stage: str) -> Rejection:
         """Build from a validation error, or from the reason text of a failed reply.
 
-        A reason that carries a guard refusal (``update[<org>].<field> must be ...``) names the
+        A reason that carries a guard refusal (``update[<org>].<field> must be ...``) or a policy
+        refusal (``request.<field> must be ... refused by organization '<org>'``) names the
         organization and field even though the provider never saw the update.
         """
         if isinstance(err, InvalidFieldError):
@@ -65,6 +67,9 @@ class Rejection:
         match = _FIELD.search(err)
         if match:
             return cls(match.group(2), node_id, match.group(1), err, stage)
+        refusal = _REFUSAL.search(err)  # the organization's policy refused the request
+        if refusal:
+            return cls(refusal.group(2), node_id, refusal.group(1), err, stage)
         return cls(org_id, node_id, "reply", err, stage)
 
 
