@@ -68,7 +68,7 @@ class _NoDeprecationNotice(logging.Filter):
         return "DEPRECATED FEATURE" not in str(record.msg)
 
 
-def _quiet_third_party() -> None:
+def quiet_third_party() -> None:
     """Hide deprecation/future warnings raised by third-party code (ours still show), Flower's
     deprecation notices and Hugging Face progress bars: CLI output only, not tests."""
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args: Any = build_parser().parse_args(argv)
     if not args.debug:
-        _quiet_third_party()
+        quiet_third_party()
     return run(args)
 
 

@@ -60,6 +60,7 @@ def test_flwr_run_stream_shows_rounds_and_results(tmp_path: Path) -> None:
     assert "round 1/1: heard 3 of 3 organizations, accepted 3 (bank, hospital, law), " \
            "refused 0; round " in console
     assert f"finished: 1 round(s); results in {summary}" in console
+    assert "FutureWarning" not in console and "Loading weights" not in console  # no noise
     assert json.loads(summary.read_text())["rounds"][0]["accepted"] == ["bank", "hospital", "law"]
     # Assert: the compliance officer reads bank's ledger with the key beside its policy.
     shown = cli("ledger", "show", "--ledger", str(orgs / "bank" / "ledger.jsonl"), "--policy",
