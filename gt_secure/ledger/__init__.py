@@ -11,7 +11,8 @@ tree (:mod:`~gt_secure.ledger.merkle`) and every append signs a checkpoint
 (:mod:`~gt_secure.ledger.note`). Witnesses cosign checkpoints after checking consistency
 (:mod:`~gt_secure.ledger.witness`); proof bundles let one release be checked offline
 (:mod:`~gt_secure.ledger.proof`). Organizations call :func:`check_budget` before training and
-:meth:`Ledger.append_release` after releasing an update; the provider's post-processing entries
+:meth:`Ledger.append_release` after releasing an update (:meth:`Ledger.append_unprotected_release`
+for a release without DP: recorded, no budget); the provider's post-processing entries
 use :meth:`Ledger.append_post_processing` (no epsilon). Auditors call :func:`verify_ledger`.
 """
 
