@@ -6,6 +6,8 @@ Environment:
   GT_SECURE_AUDIT_DP_HOOK  "package.module:function" returning a DPTrainingHook: overrides the
                            default hook, the organization's Opacus DP-SGD
                            (:func:`gt_secure.audit.dp_pipeline.dp_sgd_hook`).
+  GT_SECURE_AUDIT_SUMMARY  folder of the run's summary.json + summary.html (every AuditResult
+                           the tests built; default runs/audits; the path is printed at the end).
 """
 
 from __future__ import annotations
@@ -25,8 +27,38 @@ from gt_secure.audit.canary import CanaryManifest, make_manifest
 from gt_secure.audit.dp_pipeline import dp_sgd_hook
 from gt_secure.audit.finetune import TrainFn, full_finetune_trainer
 from gt_secure.audit.hooks import DPTrainingHook, load_hook
+from gt_secure.audit.results import RESULT_SINKS, AuditResult
+from gt_secure.audit.summary import summary_row, write_summary
 from gt_secure.audit.tokens import ByteTokenizer
 from gt_secure.models.config import model_config
+
+_MEASURED: list[dict[str, Any]] = []
+_WRITTEN: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _collect_results(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Record every AuditResult a test builds, under the test's id."""
+    def sink(result: AuditResult) -> None:
+        _MEASURED.append(summary_row(request.node.nodeid, result))
+
+    RESULT_SINKS.append(sink)
+    yield
+    RESULT_SINKS.remove(sink)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the measured numbers as summary.json + summary.html."""
+    out = os.environ.get("GT_SECURE_AUDIT_SUMMARY", "runs/audits")
+    json_path, html_path = write_summary(_MEASURED, out)
+    _WRITTEN[:] = [str(json_path), str(html_path)]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print where the summary is."""
+    if _WRITTEN:
+        terminalreporter.write_line(f"audit summary ({len(_MEASURED)} audits): "
+                                    f"{_WRITTEN[0]} and {_WRITTEN[1]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,9 @@ from gt_secure.audit.empirical_epsilon import EpsilonBound
 from gt_secure.audit.metrics import AttackMetrics
 
 Verdict = Literal["PASS", "FAIL"]
+
+RESULT_SINKS: list[Callable[[AuditResult], None]] = []
+"""Called with every :class:`AuditResult` built (e.g. the audits/ suite's summary collector)."""
 
 
 def verdict(empirical_epsilon: float, claimed_epsilon: float) -> Verdict:
@@ -35,6 +39,11 @@ class AuditResult(BaseModel):
     ledger_release_ids: list[str] = Field(default_factory=list)
     scores: list[float]
     is_member: list[bool]
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Hand the new result to every registered sink."""
+        for sink in RESULT_SINKS:
+            sink(self)
 
     @property
     def eps_lb(self) -> float:
