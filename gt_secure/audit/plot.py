@@ -14,14 +14,26 @@ from gt_secure.audit.metrics import RocCurve  # noqa: E402
 
 
 def roc_png(curves: Mapping[str, RocCurve], title: str = "ROC", dpi: int = 100) -> bytes:
-    """Log-log ROC curves (one line per label) plus the chance diagonal, as PNG bytes."""
+    """Log-log ROC curves with marked points, a linear-axes inset, the chance diagonal; PNG bytes.
+
+    The points are marked and the inset is linear so that a perfect curve (AUC 1.0, which
+    runs along the top and left edges of the log-log axes) still reads as one.
+    """
     fig = Figure(figsize=(4.5, 4.0), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
+    inset = ax.inset_axes((0.58, 0.12, 0.38, 0.38))
     floor = 1e-4
     for label, curve in curves.items():
         fpr = [max(f, floor) for f in curve.fpr]
         tpr = [max(t, floor) for t in curve.tpr]
-        ax.step(fpr, tpr, where="post", label=label)
+        line = ax.step(fpr, tpr, where="post", label=label)[0]
+        ax.plot(fpr, tpr, linestyle="none", marker="o", markersize=3, color=line.get_color())
+        inset.plot(curve.fpr, curve.tpr, marker="o", markersize=2, color=line.get_color())
+    inset.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", linewidth=0.6)
+    inset.set_xlim(-0.03, 1.03)
+    inset.set_ylim(-0.03, 1.03)
+    inset.set_title("linear", fontsize=7)
+    inset.tick_params(labelsize=6)
     ax.plot([floor, 1.0], [floor, 1.0], linestyle="--", color="grey", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -31,7 +43,7 @@ def roc_png(curves: Mapping[str, RocCurve], title: str = "ROC", dpi: int = 100) 
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     if curves:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

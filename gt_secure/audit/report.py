@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 from collections.abc import Sequence
@@ -15,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from gt_secure.audit.metrics import RocCurve, roc_curve
 from gt_secure.audit.plot import epsilon_png, roc_png
 from gt_secure.audit.results import AuditResult
+from gt_secure.audit.strength import PASS_MEANS, strength
+
+
+def _version() -> str:
+    from gt_secure import __version__
+
+    return __version__
 
 _CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px;text-align:right}"
@@ -23,23 +31,46 @@ _CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
 
 
 class AuditReport(BaseModel):
-    """Audit results plus the ledger entries they are checked against."""
+    """Audit results, the ledger entries they are checked against, and what was audited how.
+
+    ``audited`` says what the attacks scored (the released artifact, or a re-simulation of the
+    mechanism a ledger entry records); ``ledger_verification`` how the claim's ledger was read;
+    ``positive_control`` the result of a control run alongside (None: not run); ``settings`` the
+    run's options. The JSON carries ``report_sha256``, the SHA-256 of the JSON without that key.
+    """
 
     model_config = ConfigDict(frozen=True)
     title: str = "gt-secure privacy audit"
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     results: list[AuditResult]
     ledger_entries: list[dict[str, Any]] = Field(default_factory=list)
+    audited: str = "not stated"
+    ledger_verification: str = "no ledger claim"
+    positive_control: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    tool_version: str = Field(default_factory=_version)
 
     @property
     def verdict(self) -> str:
         """FAIL if any result fails, else PASS."""
         return "FAIL" if any(r.verdict == "FAIL" for r in self.results) else "PASS"
 
-    def to_json(self) -> str:
-        """The report as indented JSON (``claimed_epsilon`` may be ``Infinity``)."""
+    def _body(self) -> dict[str, Any]:
         data = self.model_dump(mode="python")
         data["verdict"] = self.verdict
+        data["pass_means"] = PASS_MEANS
+        data["strength"] = [strength(r) for r in self.results]
+        return data
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the JSON report without its ``report_sha256`` key (:func:`report_hash`)."""
+        return report_hash(self._body())
+
+    def to_json(self) -> str:
+        """The report as indented JSON (``claimed_epsilon`` may be ``Infinity``) with its hash."""
+        data = self._body()
+        data["report_sha256"] = report_hash(data)
         return json.dumps(data, indent=1, default=str)
 
     def linked_entries(self, result: AuditResult) -> list[dict[str, Any]]:
@@ -54,7 +85,8 @@ class AuditReport(BaseModel):
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}"
                  f"</title><style>{_CSS}</style></head><body><h1>{esc(self.title)}</h1>",
                  f"<p>created {esc(self.created_at)} &mdash; overall verdict "
-                 f"<span class='{self.verdict}'>{self.verdict}</span></p>"]
+                 f"<span class='{self.verdict}'>{self.verdict}</span> ({esc(PASS_MEANS)})</p>"]
+        parts.append(self._what_and_how_html())
         parts.append("<h2>Empirical vs claimed epsilon</h2><table><tr><th>organization</th>"
                      "<th>attack</th><th>AUC [CI]</th><th>TPR@0.1%FPR</th><th>TPR@1%FPR</th>"
                      "<th>eps lower bound</th><th>claimed eps</th><th>delta</th><th>verdict</th>"
@@ -85,11 +117,34 @@ class AuditReport(BaseModel):
             parts.append(f"<h3>{esc(org or '(unnamed)')}</h3>")
             parts.append(_img(roc_png(curves, title=f"ROC {org}"), f"ROC {org}"))
         parts.append("<h2>Linked ledger entries</h2>")
-        for r in self.results:
-            for entry in self.linked_entries(r):
-                parts.append(f"<pre>{esc(json.dumps(entry, indent=1, default=str))}</pre>")
-        parts.append("</body></html>")
+        linked = [e for r in self.results for e in self.linked_entries(r)]
+        for entry in {json.dumps(e, sort_keys=True, default=str): e for e in linked}.values():
+            parts.append(f"<pre>{esc(json.dumps(entry, indent=1, default=str))}</pre>")
+        if not linked:
+            parts.append("<p>No ledger entry is linked (no --release-id found in the ledger)."
+                         "</p>")
+        parts.append(f"<h2>Run settings</h2><pre>"
+                     f"{esc(json.dumps(self.settings, indent=1, default=str))}</pre>")
+        parts.append(f"<p>gt-secure {esc(self.tool_version)} &mdash; report SHA-256 "
+                     f"<code>{self.sha256}</code> (of audit.json without its report_sha256 key)"
+                     "</p></body></html>")
         return "\n".join(parts)
+
+    def _what_and_how_html(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td>{esc(r.organization)}</td><td>{esc(r.attack)}</td><td>{r.n_canaries}</td>"
+            f"<td>{s['largest_detectable_epsilon']:.3f}</td><td>{r.claimed_epsilon:g}</td>"
+            f"<td>{'yes' if s['claim_within_reach'] else 'no: this audit cannot FAIL it'}</td>"
+            "</tr>" for r, s in zip(self.results, (strength(r) for r in self.results),
+                                    strict=True))
+        control = self.positive_control or "not run in this audit"
+        return (f"<h2>What was audited</h2><p>{esc(self.audited)}</p>"
+                f"<p>Claim's ledger: {esc(self.ledger_verification)}</p>"
+                f"<h2>How strong the test was</h2><p>Positive control: {esc(control)}</p>"
+                "<table><tr><th>organization</th><th>attack</th><th>canaries</th>"
+                "<th>largest detectable eps</th><th>claimed eps</th><th>claim within reach</th>"
+                f"</tr>{rows}</table>")
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write ``audit.json`` and ``audit.html`` into ``out_dir``; return both paths."""
@@ -102,9 +157,15 @@ class AuditReport(BaseModel):
 
 
 def build_report(results: Sequence[AuditResult],
-                 ledger_entries: Sequence[dict[str, Any]] = ()) -> AuditReport:
-    """Bundle results and ledger entries into a report."""
-    return AuditReport(results=list(results), ledger_entries=list(ledger_entries))
+                 ledger_entries: Sequence[dict[str, Any]] = (), **about: Any) -> AuditReport:
+    """Bundle results and ledger entries into a report; ``about``: the other report fields."""
+    return AuditReport(results=list(results), ledger_entries=list(ledger_entries), **about)
+
+
+def report_hash(data: dict[str, Any]) -> str:
+    """SHA-256 of a report's JSON (``json.dumps(indent=1)``) without its ``report_sha256`` key."""
+    body = {k: v for k, v in data.items() if k != "report_sha256"}
+    return hashlib.sha256(json.dumps(body, indent=1, default=str).encode()).hexdigest()
 
 
 def _img(png: bytes, alt: str) -> str:

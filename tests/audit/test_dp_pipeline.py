@@ -18,6 +18,7 @@ from gt_secure.cli.main import main
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger import DpSgdMechanism, Ledger, VectorGaussianMechanism, generate_key
 from gt_secure.ledger.accountant import compute_epsilon
+from gt_secure.ledger.signing import save_keypair
 from gt_secure.models.loading import base_model_hash, load_base
 from gt_secure.organization.dp_sgd import plan_dp_sgd
 
@@ -29,6 +30,7 @@ def shipped():
 
 def _ledger(path, mechanisms):
     key = generate_key()
+    save_keypair(key, path.parent / "keys", "org-a")  # public key in keys/: --trusted-keys
     ledger = Ledger.create(path, owner="org-a", budget={"example": 50.0, "organization": 50.0},
                            signing_key=key)
     for release_id, mech in mechanisms:
@@ -111,8 +113,11 @@ def test_cli_run_claims_from_the_ledger(tmp_path, memorised, capsys):
     out = tmp_path / "out"
     rc = main(["audit", "run", "--target", str(tmp_path / "model"), "--manifest",
                str(tmp_path / "m.json"), "--tokenizer", "byte", "--attack", "loss",
-               "--ledger", str(tmp_path / "l.jsonl"), "--release-id", "rel-1", "--out", str(out)])
+               "--ledger", str(tmp_path / "l.jsonl"), "--release-id", "rel-1", "--trusted-keys",
+               str(tmp_path / "keys"), "--out", str(out)])
     report = json.loads((out / "audit.json").read_text())
+    assert report["ledger_verification"].startswith("verified: OK")
+    assert report["audited"].startswith("the released artifact: the saved model directory")
     assert report["results"][0]["claimed_epsilon"] == epsilon
     assert report["ledger_entries"][0]["release_id"] == "rel-1"
     assert rc == (1 if report["results"][0]["empirical_epsilon"]["epsilon"] > epsilon else 0)
@@ -128,8 +133,11 @@ def test_cli_rerun_of_a_ledger_release(tmp_path, capsys):
     (tmp_path / "public.txt").write_text("\n".join(faker_public_texts(8)))
     out = tmp_path / "out"
     rc = main(["audit", "run", "--ledger", str(tmp_path / "l.jsonl"), "--release-id", "rel-2",
-               "--public", str(tmp_path / "public.txt"), "--n", "8", "--out", str(out)])
+               "--public", str(tmp_path / "public.txt"), "--n", "8", "--unverified",
+               "--out", str(out)])
     report = json.loads((out / "audit.json").read_text())
     assert rc == 0 and report["verdict"] == "PASS"
+    assert report["audited"].startswith("a re-simulation of the mechanism recorded by release")
+    assert report["ledger_verification"].startswith("UNVERIFIED")
     assert report["ledger_entries"][0]["noise_multiplier"] == 2.0
     assert "org-a loss" in capsys.readouterr().out

@@ -1,0 +1,102 @@
+"""The heavy half of ``gt-secure audit run``: load the target or re-run the ledger mechanism."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from gt_secure.errors import InvalidFieldError
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's resolved options, JSON-safe (what the report lists as run settings)."""
+    skip = {"func", "check", "debug", "command", "audit_command", "needs_torch"}
+    data = {k: v for k, v in vars(args).items() if k not in skip}
+    return dict(json.loads(json.dumps(data, default=str)))
+
+
+def _load_tokenizer(target: Path, kind: str) -> Any:
+    from gt_secure.audit.tokens import ByteTokenizer
+
+    if kind == "byte":
+        return ByteTokenizer()
+    if (target / "adapter_config.json").is_file():
+        from gt_secure.models.loading import load_tokenizer
+
+        return load_tokenizer()
+    if not any((target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise InvalidFieldError("--tokenizer", "auto",
+                                f"'byte' when {target} holds no saved tokenizer")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(target)
+
+
+def rerun(args: argparse.Namespace) -> Any:
+    """Re-simulate the recorded DP-SGD of ``--release-id`` with fresh canaries."""
+    from gt_secure.audit.attacks import make_attack
+    from gt_secure.audit.ledger_audit import audit_release, faker_public_texts
+    from gt_secure.ledger.store import Ledger
+    from gt_secure.models.loading import load_base
+
+    if args.public is not None:
+        lines = args.public.read_text(encoding="utf-8").splitlines()
+        public = [line for line in lines if line.strip()]
+    else:
+        public = faker_public_texts()
+    base, tokenizer = load_base("tinylm")
+    attacks = [make_attack(name, tokenizer) for name in (args.attack or ["loss"])]
+    report = audit_release(Ledger(args.ledger), args.release_id[0], public, base=base,
+                           tokenizer=tokenizer, attacks=attacks, n_canaries=args.n,
+                           canary_seed=args.canary_seed, split_seed=args.split_seed,
+                           beta=args.beta)
+    return report.model_copy(update={"audited": (
+        f"a re-simulation of the mechanism recorded by release {args.release_id[0]} in "
+        f"{args.ledger}: its DP-SGD parameters re-run on the shipped TinyLM with "
+        f"{len(public)} public texts and {args.n} fresh canaries, not the released artifact")})
+
+
+def audit_target(args: argparse.Namespace) -> Any:
+    """Score the auditor's canaries against the released artifact ``--target``."""
+    from transformers import AutoModelForCausalLM
+
+    from gt_secure.audit.attacks import make_attack
+    from gt_secure.audit.canary import CanaryManifest, audit_model
+    from gt_secure.audit.report import build_report
+
+    claim = None
+    if args.claimed_epsilon is None or args.delta is None:
+        from gt_secure.audit.ledger_audit import ledger_claim
+        from gt_secure.ledger.store import Ledger
+
+        claim = ledger_claim(Ledger(args.ledger), args.release_id[0])
+    manifest = CanaryManifest.load(args.manifest)
+    tokenizer = _load_tokenizer(args.target, args.tokenizer)
+    if (args.target / "adapter_config.json").is_file():  # as released, on its shipped base
+        from gt_secure.provider.adapter import load_adapter
+
+        model = load_adapter(args.target).merge_and_unload()
+        what = f"the adapter delivered by gt-secure at {args.target} (on its shipped base)"
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.target)
+        what = f"the saved model directory {args.target}"
+    epsilon, delta = (args.claimed_epsilon, args.delta) if claim is None else (
+        claim.epsilon, claim.delta)
+    organization = args.organization or ("" if claim is None else claim.entry.org_id)
+    results = [
+        audit_model(model, manifest, make_attack(name, tokenizer), claimed_epsilon=epsilon,
+                    delta=delta, beta=args.beta, organization=organization,
+                    ledger_release_ids=args.release_id)
+        for name in (args.attack or ["loss", "zlib", "min_k"])
+    ]
+    entries: list[dict[str, Any]] = []
+    if claim is not None:
+        entries = [claim.summary()]
+    elif args.ledger is not None:
+        lines = args.ledger.read_text(encoding="utf-8").splitlines()
+        entries = [json.loads(line) for line in lines if line.strip()]
+    return build_report(results, entries, audited=(
+        f"the released artifact: {what}, scored with the {len(manifest.canaries)} canaries of "
+        f"the secret manifest {args.manifest}"))
