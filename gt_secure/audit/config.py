@@ -66,8 +66,8 @@ class ClaimSection(_Section):
     def _one_source(self) -> ClaimSection:
         explicit = self.epsilon is not None and self.delta is not None
         if (self.epsilon is None) != (self.delta is None):
-            raise InvalidFieldError("claim.delta" if self.delta is None else "claim.epsilon",
-                                    None, "set together with the other")
+            missing, given = ("delta", "epsilon") if self.delta is None else ("epsilon", "delta")
+            raise InvalidFieldError(f"claim.{missing}", None, f"set with claim.{given}")
         if self.release_id is not None and self.ledger is None:
             raise InvalidFieldError("claim.ledger", None, "set with claim.release_id")
         if not explicit and self.release_id is None:
