@@ -33,7 +33,6 @@ import torch
 from gt_secure.audit.canary import make_manifest, run_canary_audit
 from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer
-from gt_secure.audit.empirical_epsilon import one_run_audit
 from gt_secure.audit.gradient_canary import (
     GRADIENT_AUDIT_DP_SGD,
     PLANTED_BUGS,
@@ -42,6 +41,7 @@ from gt_secure.audit.gradient_canary import (
     plant_bug,
 )
 from gt_secure.audit.results import AuditResult
+from gt_secure.audit.strength import largest_detectable_epsilon
 
 BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
 DEFAULT_RUNS = {"data_path_canary": {"none": 20, "steps_x2": 10, "steps_x4": 5,
@@ -82,12 +82,6 @@ def _loss_audit() -> Callable[[str, int], AuditResult]:
                                 split_seed=seed)
 
     return run
-
-
-def _ceiling(result: AuditResult) -> float:
-    """The one-run bound the audit would report were every canary ranked right (same grid)."""
-    labels = result.is_member
-    return one_run_audit([float(y) for y in labels], labels, delta=result.delta).epsilon
 
 
 def _tpr(result: AuditResult) -> dict[str, Any]:
@@ -157,7 +151,7 @@ def main() -> None:
         power.append({"audit": audit, "canaries": m,
                       "positive_control_noise_off": {"eps_lb": firsts["noise_off"].eps_lb,
                                                      **_tpr(firsts["noise_off"])},
-                      "largest_detectable_epsilon": round(_ceiling(firsts["none"]), 3),
+                      "largest_detectable_epsilon": round(largest_detectable_epsilon(firsts["none"]), 3),
                       "correct_seed0": {"eps_lb": firsts["none"].eps_lb, **_tpr(firsts["none"])}})
         tightness.append({"audit": audit, "claimed_epsilon": round(firsts["none"].claimed_epsilon,
                                                                    4), "lower_bound": best})
