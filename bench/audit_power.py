@@ -148,10 +148,11 @@ def main() -> None:
                          "claimed_epsilon": round(firsts[bug].claimed_epsilon, 4)})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         m = firsts["none"].n_canaries
+        ceiling = largest_detectable_epsilon(firsts["none"])
         power.append({"audit": audit, "canaries": m,
                       "positive_control_noise_off": {"eps_lb": firsts["noise_off"].eps_lb,
                                                      **_tpr(firsts["noise_off"])},
-                      "largest_detectable_epsilon": round(largest_detectable_epsilon(firsts["none"]), 3),
+                      "largest_detectable_epsilon": round(ceiling, 3),
                       "correct_seed0": {"eps_lb": firsts["none"].eps_lb, **_tpr(firsts["none"])}})
         tightness.append({"audit": audit, "claimed_epsilon": round(firsts["none"].claimed_epsilon,
                                                                    4), "lower_bound": best})
