@@ -17,7 +17,9 @@ provider delivered) and ``policy.toml``, the organization's own policy
 (:mod:`gt_secure.organization.policy`: accepted protocols, limits and budget per privacy unit;
 ``policy-file`` names another file; no policy, no release); ``num-texts`` (default 512, the
 shipped train split) is how many of its training texts a round uses; ``eval-texts`` (default
-32) how many validation texts score a delivered adapter.
+32) how many validation texts score a delivered adapter; ``canaries`` (default
+``<state-dir>/canaries.txt`` if present) an auditor's public canary file whose texts join the
+training texts of every round (:mod:`gt_secure.organization.canaries`).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
     vector's SHA-256 (:mod:`gt_secure.organization.commitment`); the organization keeps the
     SHA-256 and the opening key in ``releases/<release-id>.json``."""
     from gt_secure.data.organizations import org_texts
+    from gt_secure.organization.canaries import canary_file, read_public_canaries, with_canaries
     from gt_secure.organization.commitment import load_or_create_secret, release_key
     from gt_secure.organization.release import prepare_release
 
@@ -145,6 +148,9 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
     ledger.ensure(owner=org_id, budget={"example": budget[0], "organization": budget[1]},
                   signing_key=key)  # the header's budget is written once, on first use
     texts = org_texts(org_id, "train", num_texts(cfg, node_config))
+    canaries = canary_file(node_config, state)  # an auditor's public canaries join the data
+    if canaries is not None:
+        texts = with_canaries(texts, read_public_canaries(canaries), seed=round_idx)
     start_vec = UpdateVector(layout, start.astype(np.float32)) if np.any(start) else None
     config = release_config(cfg, budget, cfg.app.local_steps)
     release_id = release_id_of(org_id, run_id, round_idx)

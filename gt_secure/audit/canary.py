@@ -81,6 +81,28 @@ class CanaryManifest(BaseModel):
         return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+PUBLIC_FILE, SECRET_FILE = "canaries_public.txt", "canaries_secret.json"
+
+
+def write_parts(manifest: CanaryManifest, out: str | Path) -> tuple[Path, Path]:
+    """Write the PUBLIC part (the texts to insert, one per line) and the SECRET manifest apart.
+
+    ``out`` is a folder (``canaries_public.txt`` + ``canaries_secret.json``) or a ``.json``
+    path for the secret manifest, with ``<stem>.public.txt`` beside it.
+    """
+    out = Path(out)
+    if out.suffix == ".json":
+        secret, public = out, out.with_name(f"{out.stem}.public.txt")
+    else:
+        secret, public = out / SECRET_FILE, out / PUBLIC_FILE
+    if any("\n" in c or "\r" in c for c in manifest.canaries):
+        raise InvalidFieldError("canaries", "a text with a line break", "one line each")
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    manifest.save(secret)
+    public.write_text("".join(f"{c}\n" for c in manifest.members), encoding="utf-8")
+    return public, secret
+
+
 def make_manifest(n_canaries: int, canary_seed: int, split_seed: int) -> CanaryManifest:
     """Generate canaries and flip one fair seeded coin per canary (True = insert)."""
     canaries = generate_canaries(n_canaries, canary_seed)

@@ -1,6 +1,7 @@
 """``gt-secure audit``: canary manifests and membership-inference audits of saved models.
 
-``audit canaries`` writes a secret canary manifest for a trainer to insert. ``audit run`` bounds
+``audit canaries`` writes the PUBLIC canary texts an organization inserts and the SECRET
+manifest the auditor keeps (:func:`gt_secure.audit.canary.write_parts`). ``audit run`` bounds
 epsilon from below and compares it with a claim, writing ``audit.json`` + ``audit.html``
 (:mod:`gt_secure.cli.audit_run`).
 
@@ -29,12 +30,14 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("audit", help="membership-inference and canary audits")
     sub = parser.add_subparsers(dest="audit_command", required=True)
 
-    can = sub.add_parser("canaries", help="write a secret canary manifest")
+    can = sub.add_parser("canaries", help="write a public canary file and its secret manifest")
     can.add_argument("--n", type=int, default=64, help="number of canaries")
     can.add_argument("--canary-seed", type=int, default=0, help="seed of the canary texts")
     can.add_argument("--split-seed", type=int, default=0,
                      help="seed of the member/non-member split")
-    can.add_argument("--out", type=Path, required=True, help="manifest JSON path")
+    can.add_argument("--out", type=Path, required=True,
+                     help="folder for canaries_public.txt + canaries_secret.json; or a .json "
+                     "path for the secret manifest (the public file goes beside it)")
     can.set_defaults(func=_canaries)
 
     register_run(sub)
@@ -64,16 +67,17 @@ def register(subparsers: Any) -> None:
 
 
 def _canaries(args: argparse.Namespace) -> int:
-    from gt_secure.audit.canary import make_manifest
+    from gt_secure.audit.canary import make_manifest, write_parts
     from gt_secure.errors import InvalidFieldError
 
     if args.n < 2:
         raise InvalidFieldError("--n", args.n, ">= 2 (half are inserted, half held out)")
     manifest = make_manifest(args.n, args.canary_seed, args.split_seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    manifest.save(args.out)
-    print(f"wrote {args.out}: {len(manifest.canaries)} canaries, "
-          f"{len(manifest.members)} to insert")
+    public, secret = write_parts(manifest, args.out)
+    print(f"wrote PUBLIC {public}: {len(manifest.members)} texts for the organization to insert "
+          f"(its node config's canaries option, or <state-dir>/canaries.txt)")
+    print(f"wrote SECRET {secret}: all {len(manifest.canaries)} canaries and which were "
+          "inserted; keep it (audit run --manifest)")
     return 0
 
 
