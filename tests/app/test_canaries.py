@@ -3,6 +3,7 @@ and the auditor scores the released adapter with the secret part."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +60,36 @@ def test_a_missing_canary_file_is_refused_naming_the_option(tmp_path: Path) -> N
     node = {"state-dir": str(tmp_path / "bank"), "canaries": str(tmp_path / "nope.txt")}
     with pytest.raises(InvalidFieldError, match="canaries must be an existing public canary"):
         organization_step(cfg, node, "bank", 1, 1, np.zeros(2048, np.float32), (50.0, 50.0))
+
+
+@pytest.mark.slow
+def test_canaries_end_to_end_in_the_flower_simulation(parts: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bank inserts the public part in a real Flower simulation round; the auditor then audits
+    the adapter bank received, with the secret part and the claim of bank's verified ledger."""
+    from tests.app.test_simulation import REPO, simulate
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
+    bank = tmp_path / "orgs" / "bank"
+    bank.mkdir(parents=True)
+    (bank / "canaries.txt").write_bytes((parts / "canaries_public.txt").read_bytes())
+    summary = simulate(tmp_path, {"protocol": "dp-sgd-secagg", "num-rounds": 1}, {})
+    run_id = summary["run_id"]
+    release = f"bank-{run_id}-1"
+    [entry] = [e for e in Ledger(bank / "ledger.jsonl").entries() if e.unit == "example"]
+    canaries = read_public_canaries(parts / "canaries_public.txt")
+    texts = with_canaries(org_texts("bank", "train", 64), canaries, seed=1)
+    assert entry.release_id == release
+    assert entry.data_fingerprint == data_fingerprint(texts, (bank / "salt").read_bytes())
+    adapter = bank / "adapters" / f"{run_id}-round1"
+    run = cli("audit", "run", "--target", str(adapter), "--manifest",
+              str(parts / "canaries_secret.json"), "--ledger", str(bank / "ledger.jsonl"),
+              "--release-id", release, "--trusted-keys", str(bank / "bank.pub.pem"),
+              "--attack", "loss", "--out", str(tmp_path / "audit"))
+    assert run.code in (0, 1), run.err  # a verdict
+    report = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert report["audited"].startswith("the released artifact: the adapter delivered")
+    assert report["ledger_verification"].startswith("verified: OK")
+    assert report["results"][0]["organization"] == "bank"
+    assert report["results"][0]["n_canaries"] == 8
