@@ -3,7 +3,8 @@
 ::
 
     [target]
-    path = "orgs/hospital/adapter"   # an adapter delivered by gt-secure, or a saved model dir
+    path = "orgs/hospital/adapter"   # delivered adapter, update vector (.safetensors), saved
+                                     # model dir, or a cached Hugging Face model id owner/name
     tokenizer = "auto"               # or "byte"
     [data]
     manifest = "secret/canaries.json" # the auditor's SECRET canary manifest
@@ -126,7 +127,9 @@ def _resolve(config: AuditConfig, root: Path) -> AuditConfig:
     update: dict[str, object] = {"claim": claim, "audit": config.audit.model_copy(
         update={"out": rel(config.audit.out)})}
     if config.target is not None:
-        update["target"] = config.target.model_copy(update={"path": rel(config.target.path)})
+        path = config.target.path  # a path beside the config, else as written (a hub id)
+        update["target"] = config.target.model_copy(update={
+            "path": root / path if (root / path).exists() else path})
     if config.data is not None:
         update["data"] = config.data.model_copy(update={"manifest": rel(config.data.manifest)})
     return config.model_copy(update=update)

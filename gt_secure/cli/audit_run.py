@@ -1,7 +1,9 @@
 """``gt-secure audit run``: audit a released artifact or re-simulate a ledger release.
 
-- ``--target DIR --manifest M``: attack the released artifact (a saved Hugging Face causal LM, or
-  an adapter delivered by gt-secure) with the auditor's secret canary manifest;
+- ``--target T --manifest M``: attack the released artifact (an adapter delivered by gt-secure,
+  an update vector such as the provider's aggregated ``tinylm_update.safetensors``, a saved
+  Hugging Face causal LM directory, or a Hugging Face model id ``owner/name`` found in the
+  local cache) with the auditor's secret canary manifest;
 - ``--ledger L --release-id R`` without ``--target``: re-run the DP-SGD mechanism the entry
   records with fresh canaries (:func:`gt_secure.audit.ledger_audit.audit_release`).
 
@@ -30,8 +32,9 @@ def register_run(sub: Any) -> None:
     run = sub.add_parser("run", help="audit a released artifact or a ledger release")
     run.add_argument("--config", type=Path, help="audit config TOML (target, data, attacks, "
                      "claim); flags override it")
-    run.add_argument("--target", type=Path, help="saved HF causal LM directory, or an adapter "
-                     "exported/delivered by gt-secure (adapter_config.json)")
+    run.add_argument("--target", type=Path, help="the released artifact: an adapter delivered "
+                     "by gt-secure, an update vector (.safetensors, e.g. the aggregated TinyLM "
+                     "update), a saved HF causal LM directory, or a cached HF model id")
     run.add_argument("--manifest", type=Path, help="SECRET canary manifest JSON (with --target)")
     run.add_argument("--claimed-epsilon", type=float, help="default: from --ledger")
     run.add_argument("--delta", type=float, help="default: from --ledger")
@@ -104,7 +107,15 @@ def _check_run(args: argparse.Namespace) -> None:
                                 "before its claim is used, or pass --unverified")
     if args.target is None:
         return
-    target = args.target
+    args.target = target = resolve_target(args.target)
+    if target.is_file():  # an update vector, e.g. the provider's aggregated TinyLM update
+        if target.suffix != ".safetensors":
+            raise InvalidFieldError("--target", str(target), "a directory, an update vector "
+                                    "(.safetensors) or a cached Hugging Face model id")
+        if args.manifest is None:
+            raise InvalidFieldError("--manifest", None, "the canary manifest JSON, set with "
+                                    "--target")
+        return
     if not target.is_dir():
         raise InvalidFieldError("--target", str(target), "an existing model or adapter directory")
     if (target / "adapter_config.json").is_file():
@@ -120,6 +131,21 @@ def _check_run(args: argparse.Namespace) -> None:
             (target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
         raise InvalidFieldError("--tokenizer", "auto",
                                 f"'byte' when --target {target} holds no saved tokenizer")
+
+
+def resolve_target(target: Path) -> Path:
+    """``target`` itself if it exists, else the cached snapshot of the Hugging Face model id
+    ``owner/name`` it spells (read offline from the local cache), else ``target`` unchanged."""
+    text = str(target)
+    if target.exists() or text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        return target
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(text, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError):
+        return target
 
 
 def _is_adapter(target: Path) -> bool:

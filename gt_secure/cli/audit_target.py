@@ -22,10 +22,10 @@ def _load_tokenizer(target: Path, kind: str) -> Any:
 
     if kind == "byte":
         return ByteTokenizer()
-    if (target / "adapter_config.json").is_file():
+    if target.is_file() or (target / "adapter_config.json").is_file():
         from gt_secure.models.loading import load_tokenizer
 
-        return load_tokenizer()
+        return load_tokenizer()  # the BPE every shipped base model shares
     if not any((target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
         raise InvalidFieldError("--tokenizer", "auto",
                                 f"'byte' when {target} holds no saved tokenizer")
@@ -74,7 +74,15 @@ def audit_target(args: argparse.Namespace) -> Any:
         claim = ledger_claim(Ledger(args.ledger), args.release_id[0])
     manifest = CanaryManifest.load(args.manifest)
     tokenizer = _load_tokenizer(args.target, args.tokenizer)
-    if (args.target / "adapter_config.json").is_file():  # as released, on its shipped base
+    if args.target.is_file():  # an update vector: its LoRA factors set on its shipped base
+        from gt_secure.provider.adapter import adapted_model
+        from gt_secure.update import UpdateVector
+
+        update = UpdateVector.load(args.target)
+        model = adapted_model(update).merge_and_unload()
+        what = (f"the update vector {args.target} applied to the shipped "
+                f"{update.layout.base_model}")
+    elif (args.target / "adapter_config.json").is_file():  # as released, on its shipped base
         from gt_secure.provider.adapter import load_adapter
 
         model = load_adapter(args.target).merge_and_unload()

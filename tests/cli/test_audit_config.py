@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import LlamaForCausalLM
@@ -16,6 +18,8 @@ from gt_secure.ledger import DpSgdMechanism, Ledger, generate_key
 from gt_secure.ledger.signing import save_keypair
 from gt_secure.models.config import model_config
 from gt_secure.models.loading import base_model_hash
+from gt_secure.provider.adapter import fresh_lora
+from gt_secure.update import UpdateVector
 from tests.cli.conftest import cli
 from tests.cli.test_exit_codes import one_line
 
@@ -114,3 +118,31 @@ def test_the_claims_ledger_is_verified(world: Path, tmp_path: Path) -> None:
     assert run.code in (0, 1), run.err
     report = json.loads((tmp_path / "u" / "audit.json").read_text())
     assert report["ledger_verification"].startswith("UNVERIFIED")
+
+
+def test_aggregated_tinylm_update_and_cached_hub_model_are_targets(
+        world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = fresh_lora("tinylm")[2]
+    flat = np.random.default_rng(0).normal(0, 0.02, layout.size).astype(np.float32)
+    UpdateVector(layout, flat).save(tmp_path / "tinylm_update.safetensors")
+    claim = ["--manifest", str(world / "m.json"), "--claimed-epsilon", "1", "--delta", "1e-5",
+             "--attack", "loss"]
+    run = cli("audit", "run", "--target", str(tmp_path / "tinylm_update.safetensors"), *claim,
+              "--out", str(tmp_path / "agg"))
+    assert run.code in (0, 1), run.err
+    report = json.loads((tmp_path / "agg" / "audit.json").read_text())
+    assert "the update vector" in report["audited"] and "shipped tinylm" in report["audited"]
+    # a Hugging Face model id, read offline from the local cache (a hand-made cache entry)
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--gt-test--tiny" / "snapshots" / ("a" * 40)
+    shutil.copytree(world / "model", snapshot)
+    (cache / "models--gt-test--tiny" / "refs").mkdir()
+    (cache / "models--gt-test--tiny" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    run = cli("audit", "run", "--target", "gt-test/tiny", "--tokenizer", "byte", *claim,
+              "--out", str(tmp_path / "hub-out"))
+    assert run.code in (0, 1), run.err
+    report = json.loads((tmp_path / "hub-out" / "audit.json").read_text())
+    assert str(snapshot) in report["audited"]
+    run = cli("audit", "run", "--target", "gt-test/absent", *claim, "--out", str(tmp_path / "x"))
+    assert run.code == 2 and "--target must be an existing" in one_line(run.err)
