@@ -7,7 +7,9 @@
                                      # model dir, or a cached Hugging Face model id owner/name
     tokenizer = "auto"               # or "byte"
     [data]
-    manifest = "secret/canaries.json" # the auditor's SECRET canary manifest
+    manifest = "secret/canaries.json" # the auditor's SECRET canary manifest, or two files:
+    # members = "in.txt"             # texts trained on, one per line, and
+    # nonmembers = "out.txt"         # texts held out (each should have been in/out by a coin)
     [claim]                          # either a ledger release ...
     ledger = "hospital.ledger.jsonl"
     release_id = "r-1"
@@ -48,9 +50,23 @@ class TargetSection(_Section):
 
 
 class DataSection(_Section):
-    """The auditor's secret canary manifest (members and non-members)."""
+    """Which texts were trained on: the auditor's secret canary manifest, or two text files
+    (one text per line) of members and non-members."""
 
-    manifest: Path
+    manifest: Path | None = None
+    members: Path | None = None
+    nonmembers: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        pair = (self.members is None, self.nonmembers is None)
+        if pair[0] != pair[1]:
+            raise InvalidFieldError("data.nonmembers" if pair[1] else "data.members", None,
+                                    "set with the other")
+        if (self.manifest is None) == (self.members is None):
+            raise InvalidFieldError("data", "manifest" if self.manifest else "nothing",
+                                    "either manifest, or members + nonmembers")
+        return self
 
 
 class ClaimSection(_Section):
@@ -131,5 +147,7 @@ def _resolve(config: AuditConfig, root: Path) -> AuditConfig:
         update["target"] = config.target.model_copy(update={
             "path": root / path if (root / path).exists() else path})
     if config.data is not None:
-        update["data"] = config.data.model_copy(update={"manifest": rel(config.data.manifest)})
+        d = config.data
+        update["data"] = d.model_copy(update={"manifest": rel(d.manifest), "members":
+                                              rel(d.members), "nonmembers": rel(d.nonmembers)})
     return config.model_copy(update=update)

@@ -36,6 +36,9 @@ def register_run(sub: Any) -> None:
                      "by gt-secure, an update vector (.safetensors, e.g. the aggregated TinyLM "
                      "update), a saved HF causal LM directory, or a cached HF model id")
     run.add_argument("--manifest", type=Path, help="SECRET canary manifest JSON (with --target)")
+    run.add_argument("--members", type=Path, help="instead of --manifest: texts trained on, "
+                     "one per line (with --nonmembers)")
+    run.add_argument("--nonmembers", type=Path, help="texts held out, one per line")
     run.add_argument("--claimed-epsilon", type=float, help="default: from --ledger")
     run.add_argument("--delta", type=float, help="default: from --ledger")
     run.add_argument("--beta", type=float, help="1 - confidence of the bound (default 0.05)")
@@ -77,7 +80,8 @@ def _merge_config(args: argparse.Namespace) -> None:
         if cfg.target is not None:
             values.update(target=cfg.target.path, tokenizer=cfg.target.tokenizer)
         if cfg.data is not None:
-            values["manifest"] = cfg.data.manifest
+            values.update(manifest=cfg.data.manifest, members=cfg.data.members,
+                          nonmembers=cfg.data.nonmembers)
         for name, value in values.items():
             if getattr(args, name) is None and value is not None:
                 setattr(args, name, value)
@@ -97,7 +101,7 @@ def _check_run(args: argparse.Namespace) -> None:
     _merge_config(args)
     if args.out is None:
         raise InvalidFieldError("--out", None, "the output directory, or audit.out in --config")
-    for option in ("manifest", "ledger", "public"):
+    for option in ("manifest", "members", "nonmembers", "ledger", "public"):
         path = getattr(args, option)
         if path is not None and not path.is_file():
             raise InvalidFieldError(f"--{option}", str(path), "an existing file")
@@ -112,9 +116,7 @@ def _check_run(args: argparse.Namespace) -> None:
         if target.suffix != ".safetensors":
             raise InvalidFieldError("--target", str(target), "a directory, an update vector "
                                     "(.safetensors) or a cached Hugging Face model id")
-        if args.manifest is None:
-            raise InvalidFieldError("--manifest", None, "the canary manifest JSON, set with "
-                                    "--target")
+        _check_data(args)
         return
     if not target.is_dir():
         raise InvalidFieldError("--target", str(target), "an existing model or adapter directory")
@@ -125,12 +127,22 @@ def _check_run(args: argparse.Namespace) -> None:
     elif not (target / "config.json").is_file():
         raise InvalidFieldError("--target", str(target), "a saved model directory (config.json) "
                                 "or a gt-secure adapter directory (adapter_config.json)")
-    if args.manifest is None:
-        raise InvalidFieldError("--manifest", None, "the canary manifest JSON, set with --target")
+    _check_data(args)
     if args.tokenizer == "auto" and not _is_adapter(target) and not any(
             (target / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
         raise InvalidFieldError("--tokenizer", "auto",
                                 f"'byte' when --target {target} holds no saved tokenizer")
+
+
+def _check_data(args: argparse.Namespace) -> None:
+    if (args.members is None) != (args.nonmembers is None):
+        missing = "--nonmembers" if args.nonmembers is None else "--members"
+        raise InvalidFieldError(missing, None, "set with the other")
+    if args.members is not None and args.manifest is not None:
+        raise InvalidFieldError("--manifest", str(args.manifest), "left out with --members")
+    if args.manifest is None and args.members is None:
+        raise InvalidFieldError("--manifest", None, "the canary manifest JSON (or --members "
+                                "and --nonmembers), set with --target")
 
 
 def resolve_target(target: Path) -> Path:

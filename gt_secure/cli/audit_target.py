@@ -72,7 +72,16 @@ def audit_target(args: argparse.Namespace) -> Any:
         from gt_secure.ledger.store import Ledger
 
         claim = ledger_claim(Ledger(args.ledger), args.release_id[0])
-    manifest = CanaryManifest.load(args.manifest)
+    if args.manifest is not None:
+        manifest = CanaryManifest.load(args.manifest)
+        data = f"the {len(manifest.canaries)} canaries of the secret manifest {args.manifest}"
+    else:
+        members, nonmembers = _lines(args.members), _lines(args.nonmembers)
+        manifest = CanaryManifest(canary_seed=-1, split_seed=-1, canaries=members + nonmembers,
+                                  is_member=[True] * len(members) + [False] * len(nonmembers))
+        data = (f"{len(members)} member texts ({args.members}) and {len(nonmembers)} "
+                f"non-member texts ({args.nonmembers}); the bound assumes each was in or out "
+                "by an independent fair coin")
     tokenizer = _load_tokenizer(args.target, args.tokenizer)
     if args.target.is_file():  # an update vector: its LoRA factors set on its shipped base
         from gt_secure.provider.adapter import adapted_model
@@ -106,5 +115,8 @@ def audit_target(args: argparse.Namespace) -> Any:
         lines = args.ledger.read_text(encoding="utf-8").splitlines()
         entries = [json.loads(line) for line in lines if line.strip()]
     return build_report(results, entries, audited=(
-        f"the released artifact: {what}, scored with the {len(manifest.canaries)} canaries of "
-        f"the secret manifest {args.manifest}"))
+        f"the released artifact: {what}, scored with {data}"))
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

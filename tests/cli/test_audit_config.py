@@ -88,6 +88,10 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
          "audit.attacks.0 must be valid"),
         ('[claim]\nepsilon = 1.0\ndelta = 1e-5\n[target]\npth = "x"\n', "target.path"),
         ('[claim\n', "--config must be valid UTF-8 TOML"),
+        ('[data]\nmembers = "in.txt"\n[claim]\nepsilon = 1.0\ndelta = 1e-5\n',
+         "data.nonmembers must be set with the other"),
+        ('[data]\n[claim]\nepsilon = 1.0\ndelta = 1e-5\n',
+         "data must be either manifest, or members + nonmembers"),
     ]
     for text, expected in cases:
         (tmp_path / "c.toml").write_text(text)
@@ -146,3 +150,22 @@ def test_aggregated_tinylm_update_and_cached_hub_model_are_targets(
     assert str(snapshot) in report["audited"]
     run = cli("audit", "run", "--target", "gt-test/absent", *claim, "--out", str(tmp_path / "x"))
     assert run.code == 2 and "--target must be an existing" in one_line(run.err)
+
+
+def test_member_and_nonmember_text_files_instead_of_a_manifest(world: Path,
+                                                               tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("alpha beta gamma\ndelta epsilon zeta\n")
+    (tmp_path / "out.txt").write_text("eta theta iota\nkappa lambda mu\nnu xi omicron\n")
+    (tmp_path / "a.toml").write_text(
+        f'[target]\npath = "{world / "model"}"\ntokenizer = "byte"\n'
+        '[data]\nmembers = "in.txt"\nnonmembers = "out.txt"\n'
+        '[claim]\nepsilon = 2.0\ndelta = 1e-5\n[audit]\nattacks = ["loss"]\nout = "o"\n')
+    run = cli("audit", "run", "--config", str(tmp_path / "a.toml"))
+    assert run.code == 0, run.err
+    report = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert report["results"][0]["is_member"] == [True, True, False, False, False]
+    assert "2 member texts" in report["audited"] and "fair coin" in report["audited"]
+    run = cli("audit", "run", "--target", str(world / "model"), "--members",
+              str(tmp_path / "in.txt"), "--claimed-epsilon", "1", "--delta", "1e-5",
+              "--out", str(tmp_path / "x"))
+    assert run.code == 2 and "--nonmembers must be set with the other" in one_line(run.err)
