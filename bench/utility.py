@@ -27,7 +27,8 @@ QUICK = (
     ShadowConfig(subsets=20, subset_size=64, steps=4, checkpoints=(2, 4), groups=2,
                  epsilons=(8.0,), max_length=48),
     TrainConfig(epochs=3, patience=2),
-    UtilityConfig(seeds=(0,), train_size=64, eval_size=8, public_size=64),
+    UtilityConfig(seeds=(0,), train_size=64, eval_size=8, public_size=64,
+                  mixture_orgs=("clinic",)),
 )
 
 

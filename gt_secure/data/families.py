@@ -58,6 +58,24 @@ ORG_STYLES: dict[str, Style] = {
     "logistics": Style("shipping", "pipe", "en_GB"),  # held-out family (stretch row)
 }
 HELD_OUT_FAMILIES = ("shipping",)
+# Organizations whose records mix public styles in their own proportions (a novel combination of
+# publicly covered factors, the issue's other design): each style's records come from the same
+# generator as the public pool but with the organization's own seeds. The first style is the
+# organization's "family" for the public same-family baseline.
+ORG_MIXTURES: dict[str, dict[Style, float]] = {
+    "clinic": {Style("hospital", "prose", "en_US"): 0.6, Style("bank", "fields", "en_GB"): 0.4},
+    "insurer": {Style("bank", "prose", "de_DE"): 0.5, Style("law", "fields", "en_US"): 0.5},
+    "registry": {Style("law", "pipe", "de_DE"): 0.7, Style("hospital", "pipe", "en_GB"): 0.3},
+}
+
+
+def org_family(org: str) -> str:
+    """The family an organization's records (mostly) belong to."""
+    if org in ORG_MIXTURES:
+        return next(iter(ORG_MIXTURES[org])).family
+    if org not in ORG_STYLES:
+        raise InvalidFieldError("org", org, f"one of {[*ORG_STYLES, *ORG_MIXTURES]}")
+    return ORG_STYLES[org].family
 
 
 def public_styles() -> tuple[Style, ...]:
@@ -152,10 +170,19 @@ def style_records(style: Style, n: int, seed: int) -> list[str]:
 
 def org_records(org: str, split: str, n: int) -> list[str]:
     """Records of organization ``org`` (a key of :data:`ORG_STYLES`) in split ``split``."""
-    if org not in ORG_STYLES:
-        raise InvalidFieldError("org", org, f"one of {list(ORG_STYLES)}")
     if split == "public":
         raise InvalidFieldError("split", split, "'train', 'validation' or 'test'")
+    if org in ORG_MIXTURES:
+        rng = random.Random(style_seed(Style(org, "mix", "-"), split))
+        texts: list[str] = []
+        for style, weight in ORG_MIXTURES[org].items():
+            count = round(n * weight) if style != next(reversed(ORG_MIXTURES[org])) \
+                else n - len(texts)
+            texts += style_records(style, count, style_seed(style, f"{split}") ^ 0x5EED)
+        rng.shuffle(texts)
+        return texts
+    if org not in ORG_STYLES:
+        raise InvalidFieldError("org", org, f"one of {[*ORG_STYLES, *ORG_MIXTURES]}")
     style = ORG_STYLES[org]
     return style_records(style, n, style_seed(style, split))
 

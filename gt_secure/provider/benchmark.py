@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from gt_secure.data.families import ORG_STYLES
+from gt_secure.data.families import org_family
 from gt_secure.provider.baselines import FamilyMean, KnnMap, MeanUpdate, RidgeMap
 from gt_secure.provider.shadow import ShadowConfig, eps_key, generate_shadow_set
 from gt_secure.provider.shadow_plan import FAMILY_INDEX
@@ -59,8 +59,8 @@ def run_utility_benchmark(shadow: ShadowConfig, train: TrainConfig, utility: Uti
                                                       "train": train.model_dump(mode="json")})
             pairs.split()[1].save(str(translator_dir / "shadow_pairs.safetensors"))  # held out
         methods = _methods(train_pairs, translator)
-        oracles = {org: FamilyMean(train_pairs, FAMILY_INDEX[ORG_STYLES[org].family]).translate
-                   for org in (*utility.orgs, *utility.stretch_orgs)}
+        oracles = {org: FamilyMean(train_pairs, FAMILY_INDEX[org_family(org)]).translate
+                   for org in (*utility.orgs, *utility.stretch_orgs, *utility.mixture_orgs)}
         scores += evaluate_single(ev, methods, eps, public, oracles)
         scores += evaluate_multi(ev, methods, eps)
         console.print(f"eps={eps_key(eps)} evaluated ({time.time() - start:.0f} s)")
@@ -125,7 +125,7 @@ def gates(rows: list[dict]) -> list[dict]:
 
 
 def print_rows(console: Console, rows: list[dict]) -> None:
-    for setting in ("single", "multi", "stretch"):
+    for setting in ("single", "multi", "stretch", "mixture"):
         t = Table(title=f"PGR ({setting}; mean ± std over organizations x seeds)")
         for col in ("method", "epsilon", "PGR", "perplexity per organization"):
             t.add_column(col)

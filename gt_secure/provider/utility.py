@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gt_secure.data.families import (
     HELD_OUT_FAMILIES,
-    ORG_STYLES,
+    ORG_MIXTURES,
     family_public_records,
+    org_family,
     org_records,
 )
 from gt_secure.models.scoring import perplexity
@@ -37,6 +38,7 @@ class UtilityConfig(BaseModel):
 
     orgs: tuple[str, ...] = ("hospital", "bank", "law")
     stretch_orgs: tuple[str, ...] = ("logistics",)  # a family with no public records
+    mixture_orgs: tuple[str, ...] = ("clinic", "insurer", "registry")  # mixes of public styles
     seeds: tuple[int, ...] = (0, 1, 2)
     train_size: int = Field(1024, ge=8)  # as a shadow subset
     eval_size: int = Field(128, ge=4)
@@ -62,7 +64,7 @@ class Evaluator:
         device = _device()
         self.llm.to(device)
         self.tiny.to(device)
-        orgs = (*cfg.orgs, *cfg.stretch_orgs)
+        orgs = (*cfg.orgs, *cfg.stretch_orgs, *cfg.mixture_orgs)
         self.test = {o: org_records(o, "test", cfg.eval_size) for o in orgs}
 
     def score(self, update: UpdateVector | None, orgs: Sequence[str]) -> dict[str, float]:
@@ -99,7 +101,7 @@ def evaluate_single(ev: Evaluator, methods: dict[str, Translate], epsilon: float
                     oracles: Mapping[str, Translate]) -> list[Score]:
     """Every method on every organization (and stretch organization) and seed at ``epsilon``."""
     cfg, shadow = ev.cfg, ev.shadow
-    orgs = [*cfg.orgs, *cfg.stretch_orgs]
+    orgs = [*cfg.orgs, *cfg.stretch_orgs, *cfg.mixture_orgs]
     jobs = [(o, s) for o in orgs for s in cfg.seeds]
     texts = [org_records(o, "train", cfg.train_size) for o, _ in jobs]
     seeds = [1000 + s for _, s in jobs]
@@ -128,8 +130,8 @@ def evaluate_single(ev: Evaluator, methods: dict[str, Translate], epsilon: float
 
 def public_finetunes(ev: Evaluator) -> dict[tuple[str, int], UpdateVector]:
     """The provider's LLM fine-tuned on public records of each organization's family."""
-    jobs = [(o, s) for o in ev.cfg.orgs for s in ev.cfg.seeds]
-    texts = [family_public_records(ORG_STYLES[o].family, ev.cfg.public_size, s) for o, s in jobs]
+    jobs = [(o, s) for o in (*ev.cfg.orgs, *ev.cfg.mixture_orgs) for s in ev.cfg.seeds]
+    texts = [family_public_records(org_family(o), ev.cfg.public_size, s) for o, s in jobs]
     got = train_updates("llm", texts, [2000 + s for _, s in jobs], ev.shadow, math.inf)
     return {job: UpdateVector(ev.llm_layout, got[j]) for j, job in enumerate(jobs)}
 
@@ -190,8 +192,8 @@ def pgr_rows(scores: list[Score]) -> list[dict]:
     ppls: dict[tuple[str, float, str], dict[str, list[float]]] = {}
     for (org, _seed, eps), by_method in groups.items():
         tiny, top = by_method["tinylm_finetuned"], by_method["llm_finetuned"]
-        setting = ("multi" if "+" in org else
-                   "stretch" if ORG_STYLES[org].family in HELD_OUT_FAMILIES else "single")
+        setting = ("multi" if "+" in org else "mixture" if org in ORG_MIXTURES else
+                   "stretch" if org_family(org) in HELD_OUT_FAMILIES else "single")
         for method, s in by_method.items():
             key = (method, eps, setting)
             gap = tiny.perplexity - top.perplexity

@@ -9,9 +9,11 @@ import pytest
 from gt_secure.data.families import (
     FORMATS,
     LOCALES,
+    ORG_MIXTURES,
     ORG_STYLES,
     Style,
     family_public_records,
+    org_family,
     org_records,
     public_pool,
     public_styles,
@@ -39,7 +41,7 @@ def test_no_organization_style_is_public_and_each_factor_is_covered_elsewhere() 
 
 
 def test_organization_records_and_public_records_are_disjoint_by_hash() -> None:
-    org = set().union(*(_hashes(org_records(o, split, 256)) for o in ORG_STYLES
+    org = set().union(*(_hashes(org_records(o, split, 256)) for o in (*ORG_STYLES, *ORG_MIXTURES)
                         for split in ("train", "validation", "test")))
     public = set().union(*(_hashes(public_pool(s, 512)) for s in public_styles()))
     plans = plan_subsets(20, 0)
@@ -68,3 +70,18 @@ def test_subset_plans_are_reproducible_and_groups_stay_in_their_split() -> None:
     for g in groups:
         assert len({plans[i].family for i in g}) == 3
         assert len({plans[i].validation for i in g}) == 1
+
+
+def test_mixture_organizations_mix_public_styles_in_their_own_proportions() -> None:
+    public = set(public_styles())
+    for org, mix in ORG_MIXTURES.items():
+        assert set(mix) <= public and abs(sum(mix.values()) - 1) < 1e-9
+        assert org_family(org) == next(iter(mix)).family
+        texts = org_records(org, "train", 200)
+        assert len(texts) == 200 and texts == org_records(org, "train", 200)
+        first = next(iter(mix))
+        own = sum(t.startswith(first.family[:4].upper()) if first.format == "pipe" else
+                  ("CLASS=" in t) == (first.format == "fields") for t in texts)
+        assert abs(own - 200 * mix[first]) <= 1, (org, own)
+    with pytest.raises(InvalidFieldError, match="org"):
+        org_family("nobody")
