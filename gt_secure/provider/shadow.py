@@ -33,7 +33,8 @@ from gt_secure.provider.pairs import ShadowPairs
 from gt_secure.provider.shadow_plan import plan_groups, plan_subsets, subset_texts
 from gt_secure.update import FinetuneConfig, LoraSpec, UpdateLayout, UpdateVector
 
-__all__ = ["ShadowConfig", "ShadowPairs", "ShadowSet", "generate_shadow_set", "dp_noise"]
+__all__ = ["ShadowConfig", "ShadowPairs", "ShadowSet", "dp_noise", "generate_shadow_set",
+           "train_batched"]
 
 
 class ShadowConfig(BaseModel):
@@ -133,23 +134,27 @@ def layouts(spec: LoraSpec) -> tuple[UpdateLayout, UpdateLayout]:
     return fresh_lora("tinylm", spec)[2], fresh_lora("llm", spec)[2]
 
 
-def _train(name: str, texts: list[list[str]], seeds: list[int], cfg: ShadowConfig,
-           chunk: int, epsilon: float = math.inf) -> np.ndarray:
-    """(len(texts), C, D) updates of base ``name`` at the configured checkpoints."""
+def train_batched(name: str, texts: list[list[str]], seeds: list[int], cfg: ShadowConfig,
+                  epsilon: float = math.inf, checkpoints: tuple[int, ...] | None = None,
+                  chunk: int | None = None) -> np.ndarray:
+    """(len(texts), C, D) updates of base ``name`` trained as ``cfg`` says, one adapter per text
+    list, at ``checkpoints`` (default the configured ones); DP-SGD at ``epsilon`` when finite."""
     from gt_secure.provider.adapter import _base
     from gt_secure.update.batched import BatchedDp, train_adapters
 
     base, tokenizer = _base(name)
+    steps = checkpoints or cfg.checkpoints
+    chunk = chunk or (100 if torch.cuda.is_available() else 8)
     dp = None
     if not math.isinf(epsilon):
-        rate = cfg.batch_size / cfg.subset_size
+        rate = cfg.batch_size / len(texts[0])
         dp = BatchedDp(rate, dp_noise(epsilon, cfg.delta, rate, cfg.steps), cfg.clip_norm)
     out = []
     for start in range(0, len(texts), chunk):
         got = train_adapters(base, tokenizer, texts[start:start + chunk],
                              seeds[start:start + chunk], cfg.finetune(), cfg.lora,
-                             checkpoints=cfg.checkpoints, dp=dp)
-        out.append(np.stack([got[c] for c in cfg.checkpoints], axis=1))  # (chunk, C, D)
+                             checkpoints=steps, dp=dp)
+        out.append(np.stack([got[c] for c in steps], axis=1))  # (chunk, C, D)
     return np.concatenate(out)
 
 
@@ -166,16 +171,16 @@ def generate_shadow_set(cfg: ShadowConfig, cache_root: Path, chunk: int | None =
             raise InvalidFieldError(f"{path}.sha256", actual, manifest["sha256"])
         arrays = load_file(str(path))
     else:
-        chunk = chunk or (100 if torch.cuda.is_available() else 8)
         plans = plan_subsets(cfg.subsets, cfg.seed)
         texts = [subset_texts(p, cfg.subset_size) for p in plans]
         seeds = [p.seed for p in plans]
         groups = plan_groups(plans, cfg.groups, cfg.group_size, cfg.seed)
         union = [[t for m in g for t in texts[m]] for g in groups]
-        arrays = {"llm": _train("llm", texts + union, seeds + [seeds[g[0]] for g in groups],
-                                cfg, chunk)}
+        arrays = {"llm": train_batched("llm", texts + union,
+                                       seeds + [seeds[g[0]] for g in groups], cfg, chunk=chunk)}
         for eps in (math.inf, *cfg.epsilons):
-            arrays[f"tiny/{eps_key(eps)}"] = _train("tinylm", texts, seeds, cfg, chunk, eps)
+            arrays[f"tiny/{eps_key(eps)}"] = train_batched("tinylm", texts, seeds, cfg, eps,
+                                                           chunk=chunk)
             if log:
                 print(f"shadow: tinylm eps={eps_key(eps)} done", flush=True)
         cache.mkdir(parents=True, exist_ok=True)

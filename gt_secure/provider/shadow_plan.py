@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -37,6 +38,7 @@ def pool_names() -> list[str]:
     return [s.name for s in public_styles()] + list(CORPUS_NAMES)
 
 
+@cache
 def _pool(name: str) -> tuple[str, ...]:
     if name in CORPUS_NAMES:
         return tuple(split_corpus(name, "train"))

@@ -22,13 +22,13 @@ from gt_secure.data.families import (
     org_family,
     org_records,
 )
+from gt_secure.models.loading import best_device
 from gt_secure.models.scoring import perplexity
-from gt_secure.provider.adapter import _base, fresh_lora
+from gt_secure.provider.adapter import fresh_lora
 from gt_secure.provider.distillation import distill
-from gt_secure.provider.shadow import ShadowConfig, dp_noise
+from gt_secure.provider.shadow import ShadowConfig, train_batched
 from gt_secure.provider.shadow_plan import plan_subsets, subset_texts
 from gt_secure.update import UpdateVector, apply_update
-from gt_secure.update.batched import BatchedDp, train_adapters
 
 Translate = Callable[[UpdateVector], UpdateVector]
 
@@ -61,7 +61,7 @@ class Evaluator:
         self.cfg, self.shadow = cfg, shadow
         self.llm, self.llm_init, self.llm_layout, self.tokenizer = fresh_lora("llm", shadow.lora)
         self.tiny, self.tiny_init, self.tiny_layout, _ = fresh_lora("tinylm", shadow.lora)
-        device = _device()
+        device = best_device()
         self.llm.to(device)
         self.tiny.to(device)
         orgs = (*cfg.orgs, *cfg.stretch_orgs, *cfg.mixture_orgs)
@@ -77,23 +77,10 @@ class Evaluator:
         return {o: perplexity(model, self.tokenizer, self.test[o]) for o in orgs}
 
 
-def _device():  # type: ignore[no-untyped-def]
-    from gt_secure.models.loading import best_device
-
-    return best_device()
-
-
 def train_updates(name: str, texts: list[list[str]], seeds: list[int], shadow: ShadowConfig,
                   epsilon: float) -> np.ndarray:
     """Final updates (N, D) of base ``name`` trained like the shadow subsets (DP at epsilon)."""
-    base, tokenizer = _base(name)
-    dp = None
-    if not math.isinf(epsilon):
-        rate = shadow.batch_size / len(texts[0])
-        dp = BatchedDp(rate, dp_noise(epsilon, shadow.delta, rate, shadow.steps),
-                       shadow.clip_norm)
-    got = train_adapters(base, tokenizer, texts, seeds, shadow.finetune(), shadow.lora, dp=dp)
-    return got[shadow.steps]
+    return train_batched(name, texts, seeds, shadow, epsilon, checkpoints=(shadow.steps,))[:, 0]
 
 
 def evaluate_single(ev: Evaluator, methods: dict[str, Translate], epsilon: float,
@@ -141,7 +128,7 @@ def _distilled(ev: Evaluator, tiny_u: UpdateVector, seed: int) -> UpdateVector:
     teacher, t_init, t_layout, _ = fresh_lora("tinylm", ev.shadow.lora)
     apply_update(teacher, t_init, tiny_u, t_layout)
     student, s_init, s_layout, tok = fresh_lora("llm", ev.shadow.lora)
-    device = _device()
+    device = best_device()
     teacher.to(device)
     student.to(device)
     plan = plan_subsets(2 * (seed + 1), 10_000 + seed)[-1]
