@@ -20,14 +20,14 @@ import argparse
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from flwr.common import bytes_to_ndarray, ndarray_to_bytes
 from rich.console import Console
 from rich.table import Table
 
-from bench.docs import DOC, write_section
+from bench.docs import DOC, table_records, write_results, write_section
 from gt_secure.aggregation.ckks import CkksKeyPair, add_ciphertexts, decrypt_sum, encrypt
 from gt_secure.aggregation.masking_sim import flower_masked_mean
 from gt_secure.aggregation.quantization import choose_secagg_params
@@ -237,8 +237,13 @@ def main() -> None:
             )
             if a
         )
-        write_section(markdown(rows, keygen, f"python -m bench.aggregation {flags}".strip()))
-        console.print(f"wrote {HEADING!r} in {DOC}")
+        command = f"python -m bench.aggregation {flags}".strip()
+        write_section(markdown(rows, keygen, command))
+        path = write_results("aggregation", {
+            "command": command, "ckks_keygen_s": keygen,
+            "rows": [asdict(r) | {"critical_s": r.critical_s} for r in rows],
+            "table": table_records(COLUMNS, table_rows(rows))})
+        console.print(f"wrote {HEADING!r} in {DOC} and {path}")
 
 
 if __name__ == "__main__":

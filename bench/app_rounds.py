@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.docs import write_section
+from bench.docs import table_records, write_results, write_section
 from gt_secure.protocols import load_protocol
 
 HEADING = "## Flower app rounds"
@@ -119,6 +119,12 @@ def main() -> None:
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     write_section("\n".join(lines) + "\n")
+    write_results("app_rounds", {
+        "command": command, "rounds": args.rounds, "local_steps": args.local_steps,
+        "later_rounds_s": {name: later_rounds(summaries[name]) for name in PROTOCOLS},
+        "ratio_vs_dp_plain": {name: later_rounds(summaries[name]) / reference
+                              for name in PROTOCOLS},
+        "table": table_records(COLUMNS, rows)})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.docs import write_results
 from gt_secure.data.organizations import ORGANIZATIONS, org_texts
 from gt_secure.ledger.signing import generate_key
 from gt_secure.ledger.store import Ledger
@@ -89,8 +90,10 @@ def main() -> None:
     table = Table(title="TinyLM validation perplexity, 3-organization mean update")
     for col in ("texts/org", "steps", "setting", "DP-SGD z", "|mean|", *ORGANIZATIONS, "s"):
         table.add_column(col, justify="right")
+    base_ppl = {o: perplexity(base, tokenizer, evals[o]) for o in ORGANIZATIONS}
     table.add_row("-", "-", "base TinyLM", "-", "0",
-                  *[f"{perplexity(base, tokenizer, evals[o]):.1f}" for o in ORGANIZATIONS], "-")
+                  *[f"{base_ppl[o]:.1f}" for o in ORGANIZATIONS], "-")
+    records: list[dict] = []
     settings: list[tuple[str, float | None, float]] = [("plain (no DP)", None, 0.0)]
     settings += [(f"dp-sgd eps={e:g}", e, 0.0) for e in args.eps]
     settings += [("dp-sgd eps=1 + org z=1", 1.0, 1.0)]
@@ -102,11 +105,22 @@ def main() -> None:
                     update, z = mean_update(release_config(eps, z_org, steps), n, Path(tmp))
                     model = adapted_model(update)
                     ppl = [perplexity(model, tokenizer, evals[o]) for o in ORGANIZATIONS]
+                    records.append({"texts": n, "steps": steps, "setting": name,
+                                    "dp_sgd_z": z if eps else None,
+                                    "mean_norm": float(np.linalg.norm(update.flat)),
+                                    "perplexity": dict(zip(ORGANIZATIONS, ppl, strict=True)),
+                                    "seconds": time.time() - start})
                     table.add_row(str(n), str(steps), name, f"{z:.2f}" if eps else "-",
                                   f"{np.linalg.norm(update.flat):.2f}",
                                   *[f"{p:.1f}" for p in ppl], f"{time.time() - start:.0f}")
                     Console().print(f"done: N={n} S={steps} {name}")
     Console(width=200).print(table)
+    command = "python -m bench.demo_utility " + " ".join(
+        f"--{k} {' '.join(str(v) for v in vs)}" for k, vs in
+        (("texts", args.texts), ("steps", args.steps), ("eps", args.eps)))
+    path = write_results("demo_utility", {"command": command, "eval_texts": args.eval,
+                                          "base_perplexity": base_ppl, "rows": records})
+    Console().print(f"wrote {path}")
 
 
 if __name__ == "__main__":

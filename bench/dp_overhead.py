@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.docs import DOC, write_section
+from bench.docs import DOC, write_results, write_section
 from gt_secure.data.organizations import org_texts
 from gt_secure.models.loading import load_base
 from gt_secure.models.scoring import encode
@@ -136,7 +136,11 @@ def main() -> None:
             "|---|---|---|---|---|",
             *rows,
         ]) + "\n")
-        Console().print(f"wrote {HEADING!r} in {DOC}")
+        path = write_results("dp_overhead", {
+            "command": command, "failed": failed,
+            "rows": [{"mode": m, "wall_s": w, "cpu_s": c, "x_plain_wall": w / base_wall,
+                      "x_plain_cpu": c / base_cpu} for m, (w, c) in times.items()]})
+        Console().print(f"wrote {HEADING!r} in {DOC} and {path}")
 
 
 if __name__ == "__main__":

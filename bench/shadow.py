@@ -1,6 +1,6 @@
 """Shadow generation speed: batched adapters vs the sequential path, and their agreement.
 
-    python bench/shadow.py [--subsets 300] [--sequential 4]
+    python -m bench.shadow [--subsets 300] [--sequential 4] [--subset-size 1024]
 
 Times :func:`gt_secure.provider.shadow.generate_shadow_set` for K subsets (TinyLM and LLM, no DP
 copies, no groups) with all adapters batched on one frozen base, and the sequential PEFT path
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.docs import write_results
 from gt_secure.provider.adapter import fresh_lora
 from gt_secure.provider.shadow import ShadowConfig, generate_shadow_set
 from gt_secure.provider.shadow_plan import plan_subsets, subset_texts
@@ -30,10 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subsets", type=int, default=300)
     parser.add_argument("--sequential", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
+    parser.add_argument("--subset-size", type=int, default=1024, help="records per subset")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the numbers here too (always: docs/results/shadow.json)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    cfg = ShadowConfig(subsets=args.subsets, groups=0, epsilons=())
+    cfg = ShadowConfig(subsets=args.subsets, subset_size=args.subset_size, groups=0, epsilons=())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as cache:
         start = time.time()
@@ -50,7 +53,11 @@ def main() -> None:
             seq = lora_state(model) - init
             cosines.append(float(seq @ got / (np.linalg.norm(seq) * np.linalg.norm(got))))
     sequential_s = (time.time() - start) / args.sequential * cfg.subsets
-    row = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+    command = (f"python -m bench.shadow --subsets {args.subsets} --sequential "
+               f"{args.sequential} --subset-size {args.subset_size}")
+    row = {"command": command,
+           "config": cfg.model_dump(mode="json"),
+           "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
            "subsets": cfg.subsets, "batched_s": batched_s,
            "sequential_s_extrapolated": sequential_s, "speedup": sequential_s / batched_s,
            "min_cosine_batched_vs_sequential": min(cosines)}
@@ -58,6 +65,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     print(f"| {row['device']} | {cfg.subsets} | {batched_s:.1f} | {sequential_s:.0f} | "
           f"{row['speedup']:.1f}x | {row['min_cosine_batched_vs_sequential']:.6f} |")
+    path = write_results("shadow", row)
+    print(f"wrote {path}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(row, indent=2))
