@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,8 @@ import pytest
 from gt_secure.deploy.federation import Federation
 from gt_secure.organization.policy import policy_for
 
-REPO = Path(__file__).resolve().parents[2]
 ORGS = ("hospital", "bank", "law")
 pytestmark = pytest.mark.deployment
-
-
-@pytest.fixture
-def federation(tmp_path: Path) -> Iterator[Federation]:
-    fed = Federation(tmp_path, REPO)
-    try:
-        yield fed
-    finally:
-        fed.close()
 
 
 @pytest.mark.slow  # 278 s measured on the shared 2-core machine (load ~12)
