@@ -5,8 +5,15 @@ whole training stack, and ``accountants/accountant.py`` imports ``DPOptimizer`` 
 The epsilon computations themselves (``rdp.py``, ``prv.py``, ``analysis/``) use only numpy and
 scipy. This module executes those unchanged Opacus source files under a private package name,
 with ``IAccountant`` replaced by a minimal base holding the ``history`` list, so reading or
-verifying a ledger does not pay ~3 s for torch. ``tests/ledger/test_opacus_light.py`` checks
-that the results equal those of the real ``opacus.accountants`` classes.
+verifying a ledger does not pay ~3 s for torch. The RDP module is loaded alone (the PRV module
+imports ``scipy.signal``, ~0.9 s) until a PRV epsilon is asked for.
+
+One pure function of that private copy is memoized: ``analysis.rdp.compute_rdp`` (used by the
+RDP accountant and by the PRV accountant's safe-domain bound) returns Opacus's own one-step RDP
+vector for ``(q, noise_multiplier, orders)``, computed once per process, times ``steps``: the
+same expression Opacus evaluates, so a ledger whose releases repeat one mechanism pays for it
+once instead of once per release. ``tests/ledger/test_opacus_light.py`` checks that the results
+equal those of the real ``opacus.accountants`` classes bit for bit.
 """
 
 from __future__ import annotations
@@ -39,8 +46,30 @@ def _accountants_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "accountants"
 
 
-def light_classes() -> tuple[type[Any], type[Any]]:
-    """``(RDPAccountant, PRVAccountant)`` from Opacus's source files, never importing torch."""
+@functools.lru_cache(maxsize=4096)
+def _one_step(analysis: Any, q: float, noise_multiplier: float,
+              orders: tuple[float, ...]) -> np.ndarray:
+    """Opacus's ``compute_rdp(steps=1)`` body: the one-step RDP vector (read-only)."""
+    result = np.array([analysis._compute_rdp(q, noise_multiplier, order) for order in orders])
+    result.setflags(write=False)
+    return result
+
+
+def _memoized_compute_rdp(analysis: Any) -> Any:
+    """``analysis.compute_rdp`` with its one-step vector cached; same values."""
+    original = analysis.compute_rdp
+
+    def compute_rdp(*, q: float, noise_multiplier: float, steps: int, orders: Any) -> Any:
+        if isinstance(orders, float):
+            return original(q=q, noise_multiplier=noise_multiplier, steps=steps, orders=orders)
+        return _one_step(analysis, q, noise_multiplier, tuple(orders)) * steps
+
+    compute_rdp.__doc__ = original.__doc__
+    return compute_rdp
+
+
+def _load(name: str) -> types.ModuleType:
+    """Module ``name`` (``rdp`` or ``prv``) of Opacus's accountants, loaded without torch."""
     if _PACKAGE not in sys.modules:
         package = types.ModuleType(_PACKAGE)
         package.__path__ = [str(_accountants_dir())]
@@ -48,9 +77,19 @@ def light_classes() -> tuple[type[Any], type[Any]]:
         base.IAccountant = _IAccountant  # type: ignore[attr-defined]
         sys.modules[_PACKAGE] = package
         sys.modules[base.__name__] = base
-    rdp = importlib.import_module(f"{_PACKAGE}.rdp")
-    prv = importlib.import_module(f"{_PACKAGE}.prv")
-    return rdp.RDPAccountant, prv.PRVAccountant
+        analysis = importlib.import_module(f"{_PACKAGE}.analysis.rdp")
+        analysis.compute_rdp = _memoized_compute_rdp(analysis)  # type: ignore[attr-defined]
+    return importlib.import_module(f"{_PACKAGE}.{name}")
+
+
+def light_rdp_class() -> type[Any]:
+    """Opacus's ``RDPAccountant`` from its source file, never importing torch or scipy.signal."""
+    return _load("rdp").RDPAccountant  # type: ignore[no-any-return]
+
+
+def light_classes() -> tuple[type[Any], type[Any]]:
+    """``(RDPAccountant, PRVAccountant)`` from Opacus's source files, never importing torch."""
+    return light_rdp_class(), _load("prv").PRVAccountant
 
 
 def accountant_classes() -> tuple[type[Any], type[Any]]:
@@ -63,27 +102,9 @@ def accountant_classes() -> tuple[type[Any], type[Any]]:
     return light_classes()
 
 
-@functools.lru_cache(maxsize=1024)
-def _rdp_one_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
-    rdp_class, _ = light_classes()
-    analysis = sys.modules[f"{_PACKAGE}.analysis.rdp"]
-    result = analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
-                                  orders=rdp_class.DEFAULT_ALPHAS)
-    result.setflags(write=False)
-    return result
-
-
 def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
-    """``RDPAccountant.get_epsilon(delta)`` for ``history`` (noise, rate, steps), bit for bit.
-
-    Opacus computes each entry's RDP vector at ``steps`` as the one-step vector times
-    ``steps``; the one-step vector is cached here, so a ledger whose releases repeat one
-    (noise, rate) pays for it once instead of once per release."""
-    rdp_class, _ = light_classes()
-    if not history:
-        return 0.0
-    analysis = sys.modules[f"{_PACKAGE}.analysis.rdp"]
-    rdp = sum([_rdp_one_step(noise, rate) * steps for noise, rate, steps in history])
-    epsilon, _ = analysis.get_privacy_spent(orders=rdp_class.DEFAULT_ALPHAS, rdp=rdp,
-                                            delta=delta)
-    return float(epsilon)
+    """``RDPAccountant.get_epsilon(delta)`` for ``history`` (noise, rate, steps), bit for bit,
+    with the light class (one-step RDP cached)."""
+    accountant = light_rdp_class()()
+    accountant.history = list(history)
+    return float(accountant.get_epsilon(delta))

@@ -36,6 +36,7 @@ from gt_secure.ledger.ddp_mechanism import DistributedGaussianMechanism
 
 if TYPE_CHECKING:
     import dp_accounting
+    from dp_accounting.pld.privacy_loss_distribution import PrivacyLossDistribution
 
 Unit = Literal["example", "organization"]
 AccountantName = Literal["rdp", "prv"]
@@ -181,18 +182,56 @@ def _event(history: History) -> dp_accounting.DpEvent:
     return dp_accounting.ComposedDpEvent(events)
 
 
+@functools.lru_cache(maxsize=1024)
+def _reference_rdp_step(noise: float, rate: float) -> np.ndarray:
+    """dp-accounting's RDP curve of one step (its ``RdpAccountant`` composing the event once)."""
+    import dp_accounting
+    from dp_accounting import rdp
+
+    gaussian = dp_accounting.GaussianDpEvent(noise)
+    acc = rdp.RdpAccountant()
+    acc.compose(gaussian if rate == 1.0 else dp_accounting.PoissonSampledDpEvent(rate, gaussian))
+    curve = acc.rdp
+    curve.setflags(write=False)
+    return curve
+
+
+@functools.lru_cache(maxsize=1024)
+def _reference_pld_step(noise: float, rate: float) -> PrivacyLossDistribution:
+    """dp-accounting's PLD of one Poisson-sampled Gaussian step, as its ``PLDAccountant`` builds
+    it (add-or-remove-one neighbours, its default)."""
+    from dp_accounting.pld import privacy_loss_distribution as pld
+
+    return pld.from_gaussian_mechanism(standard_deviation=noise,
+                                       value_discretization_interval=PLD_DISCRETIZATION,
+                                       sampling_prob=rate)
+
+
 @functools.lru_cache(maxsize=4096)
 def _reference_epsilon(history: History, delta: float, method: str) -> float:
-    from dp_accounting import pld, rdp
+    """What dp-accounting's ``RdpAccountant`` / ``PLDAccountant`` give for ``_event(history)``,
+    with each distinct step's RDP curve or PLD computed once per process: the accountants
+    compose ``count * curve`` and ``pld.self_compose(count)`` of the same objects (equality is
+    tested in tests/ledger/test_accountant.py)."""
+    from dp_accounting.pld import privacy_loss_distribution as pld
+    from dp_accounting.rdp import rdp_privacy_accountant
 
     if method == "rdp":
-        acc: dp_accounting.PrivacyAccountant = rdp.RdpAccountant()
-    elif method == "pld":
-        acc = pld.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
-    else:
+        orders = rdp_privacy_accountant.DEFAULT_RDP_ORDERS
+        total = np.zeros_like(orders, dtype=np.float64)
+        for noise, rate, steps in history:
+            total += steps * _reference_rdp_step(noise, rate)
+        return float(rdp_privacy_accountant.compute_epsilon(np.array(orders), total, delta)[0])
+    if method != "pld":
         raise InvalidFieldError("method", method, "one of 'rdp', 'pld'")
-    acc.compose(_event(history))
-    return float(acc.get_epsilon(delta))
+    distribution = pld.identity(value_discretization_interval=PLD_DISCRETIZATION)
+    for noise, rate, steps in history:
+        step = (_reference_pld_step(noise, rate).self_compose(steps) if rate != 1.0 else
+                pld.from_gaussian_mechanism(
+                    standard_deviation=noise / math.sqrt(steps),
+                    value_discretization_interval=PLD_DISCRETIZATION))
+        distribution = distribution.compose(step)
+    return float(distribution.get_epsilon_for_delta(delta))
 
 
 def compute_epsilon(

@@ -14,7 +14,7 @@ from gt_secure.ledger._opacus_light import light_classes, rdp_epsilon
 STEP = st.tuples(st.floats(0.5, 5.0), st.floats(0.001, 1.0), st.integers(1, 500))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(history=st.lists(STEP, min_size=1, max_size=3), delta=st.sampled_from([1e-5, 1e-6]))
 def test_light_rdp_equals_opacus(history: list[tuple[float, float, int]], delta: float) -> None:
     light_rdp, _ = light_classes()
