@@ -32,7 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gt_secure.aggregation.quantization import FLOWER_MAX_MODULUS, SecAggParams
 from gt_secure.errors import InvalidFieldError
-from gt_secure.ledger.ddp_mechanism import DistributedGaussianMechanism, condition_text
+from gt_secure.ledger.ddp_mechanism import (
+    DistributedGaussianMechanism,
+    ReleaseBasis,
+    condition_text,
+)
 
 __all__ = ["ORG_DELTA", "DdpParams", "decode_sum", "rounding_sensitivity", "wrap_margin"]
 
@@ -68,11 +72,12 @@ class DdpParams(BaseModel):
     bits: int = Field(ge=2, le=31)
     scale: float = Field(gt=0, allow_inf_nan=False)
     wrap_log2: float = Field(40.0, gt=0)
+    basis: ReleaseBasis | None = None  # set when the dim coordinates are in a public basis
 
     @classmethod
     def choose(cls, clip_norm: float, dim: int, noise_multiplier: float, organizations: int,
                min_survivors: int, max_colluders: int, bits: int,
-               wrap_log2: float = 40.0) -> DdpParams:
+               wrap_log2: float = 40.0, basis: ReleaseBasis | None = None) -> DdpParams:
         """The finest grid whose decoded sum of ``organizations`` vectors never wraps (except
         with probability ``2**-wrap_log2``); raises naming ``bits`` when none fits."""
         if not 1 <= min_survivors <= organizations:
@@ -95,7 +100,7 @@ class DdpParams(BaseModel):
         return cls(clip_norm=clip_norm, dim=dim, noise_multiplier=noise_multiplier,
                    organizations=organizations, min_survivors=min_survivors,
                    max_colluders=max_colluders, bits=bits, scale=1.0 / inv_scale,
-                   wrap_log2=wrap_log2)
+                   wrap_log2=wrap_log2, basis=basis)
 
     @property
     def modulus(self) -> int:
@@ -133,7 +138,7 @@ class DdpParams(BaseModel):
             sensitivity=self.sensitivity, bits=self.bits, organizations=self.organizations,
             min_survivors=self.min_survivors, max_colluders=self.max_colluders,
             condition=condition_text(self.organizations, self.min_survivors,
-                                     self.max_colluders))
+                                     self.max_colluders), basis=self.basis)
 
     def secagg_params(self, num_shares: int, reconstruction_threshold: int) -> SecAggParams:
         """Flower SecAgg+ arguments that carry ``[-T/2, T/2)`` integers exactly (a threshold

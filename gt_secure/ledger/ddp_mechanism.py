@@ -20,6 +20,12 @@ Condition: the guarantee is for the *sum*, and holds only while SecAgg+ holds an
 ``min_survivors - max_colluders`` honest organizations must reach the sum, so the analysis takes
 the worst ``k`` in ``[min_survivors - max_colluders, organizations]``. An individual vector that
 leaks (collusion beyond the threshold) carries only its share of the noise.
+
+Public basis (optional ``basis``): when organizations release the ``k`` coordinates of their
+update in a public basis (:mod:`gt_secure.aggregation.ddp_basis`), ``dim`` is ``k`` and
+``basis`` records the basis's SHA-256 and ``k``: the claim is about the released ``k``-dimensional
+vector (the provider's reconstruction is post-processing). Absent, the field is not serialized,
+so entries written before it keep their bytes.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ import functools
 import math
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
 
-__all__ = ["DistributedGaussianMechanism", "condition_text", "kls_epsilon"]
+__all__ = ["DistributedGaussianMechanism", "ReleaseBasis", "condition_text", "kls_epsilon"]
 
 
 def kls_epsilon(sigma: float, sensitivity: float, dim: int, summands: int) -> float:
@@ -56,6 +62,22 @@ def condition_text(organizations: int, min_survivors: int, max_colluders: int) -
             "the sum (an individual vector carries only its share)")
 
 
+class ReleaseBasis(FrozenModel):
+    """The public basis a release's coordinates are in: its SHA-256 and ``k`` rows."""
+
+    sha256: str
+    k: int
+    ambient_dim: int  # d of the update space the basis lives in
+
+    @model_validator(mode="after")
+    def _check(self) -> ReleaseBasis:
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise InvalidFieldError("basis.sha256", self.sha256, "64 lowercase hex digits")
+        if not 1 <= self.k <= self.ambient_dim:
+            raise InvalidFieldError("basis.k", self.k, f"in [1, ambient_dim={self.ambient_dim}]")
+        return self
+
+
 class DistributedGaussianMechanism(FrozenModel):
     """One organization's share of a distributed discrete Gaussian release (one round).
 
@@ -75,6 +97,14 @@ class DistributedGaussianMechanism(FrozenModel):
     min_survivors: int
     max_colluders: int
     condition: str
+    basis: ReleaseBasis | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_basis(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if self.basis is None:
+            data.pop("basis", None)
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> DistributedGaussianMechanism:
@@ -95,6 +125,9 @@ class DistributedGaussianMechanism(FrozenModel):
              f"in [1, organizations={self.organizations}]")
         need(0 <= self.max_colluders < self.min_survivors, "max_colluders",
              f"in [0, min_survivors={self.min_survivors})")
+        if self.basis is not None:
+            need(self.basis.k == self.dim, "dim", f"== basis.k={self.basis.k} (the released "
+                 "coordinates)")
         if not problems:
             wanted = condition_text(self.organizations, self.min_survivors, self.max_colluders)
             need(self.condition == wanted, "condition", repr(wanted))

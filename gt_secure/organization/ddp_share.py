@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from gt_secure.aggregation.ddp import DdpParams
+from gt_secure.aggregation.ddp_basis import PublicBasis
 from gt_secure.errors import GtSecureError, InvalidFieldError
 from gt_secure.ledger.ddp_mechanism import DistributedGaussianMechanism
 from gt_secure.organization.discrete_gaussian import discrete_gaussian, uniform_source
 from gt_secure.organization.vector_dp import clip_l2
 
-__all__ = ["DdpShare", "conditional_round", "noise_share"]
+__all__ = ["DdpShare", "basis_share", "conditional_round", "noise_share"]
 
 MAX_ROUNDING_TRIES = 1000  # each try fails with probability <= beta = e^-0.5
 
@@ -66,3 +67,17 @@ def noise_share(flat: np.ndarray, params: DdpParams,
     half = params.modulus // 2
     wire = np.mod(rounded + noise + half, params.modulus) - half
     return DdpShare(wire.astype(np.float64), clipped, rounded, noise, params.mechanism())
+
+
+def basis_share(flat: np.ndarray, basis: PublicBasis, params: DdpParams,
+                generator: np.random.Generator | None = None, *,
+                secure_mode: bool = True) -> DdpShare:
+    """Release the ``k`` coordinates of ``flat`` (d,) in the public ``basis``: project, then
+    :func:`noise_share` in ``k`` dimensions (clip, grid, noise and wrap all in the ``k``-space).
+    ``params`` must name this basis (its ledger record is the claim about the ``k`` numbers)."""
+    wanted = basis.sha256()
+    if params.basis is None or params.basis.sha256 != wanted:
+        raise InvalidFieldError("params.basis.sha256",
+                                None if params.basis is None else params.basis.sha256,
+                                f"{wanted} (the basis the coordinates are released in)")
+    return noise_share(basis.project(flat), params, generator, secure_mode=secure_mode)
