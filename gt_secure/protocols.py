@@ -65,9 +65,10 @@ class ExampleDp(_Frozen):
 
 
 class DistributedDp(_Frozen):
-    """Distributed discrete Gaussian inside SecAgg+ (:mod:`gt_secure.aggregation.ddp`): each
-    organization adds a share sized so that the noise of ``min_survivors - max_colluders``
-    organizations reaches ``noise_multiplier``; integers modulo ``2**bits``."""
+    """Distributed discrete Gaussian inside SecAgg+ (:mod:`gt_secure.aggregation.ddp`) or CKKS
+    (:mod:`gt_secure.aggregation.ckks_ddp`, ``bits = ckks.mask_bits``): each organization adds
+    a share sized so that the noise of ``min_survivors - max_colluders`` organizations reaches
+    ``noise_multiplier``; integers modulo ``2**bits``."""
 
     bits: Annotated[int, Field(ge=2, le=31)]
     min_survivors: Annotated[int, Field(ge=1)]
@@ -230,14 +231,20 @@ def _distributed_problems(spec: ProtocolSpec, org: OrganizationDp) -> list[tuple
         return []
     where = "dp.organization.distributed"
     out: list[tuple[str, object, str]] = []
-    if spec.aggregation != "secagg+" or spec.secagg is None:
-        return [(where, _Shown("[table]"), "absent unless aggregation='secagg+'")]
+    if spec.aggregation == "ckks" and spec.ckks is not None:  # shares on the CKKS grid
+        if d.bits != spec.ckks.mask_bits:
+            out.append((f"{where}.bits", d.bits, f"ckks.mask_bits = {spec.ckks.mask_bits} "
+                        "(the key holder decodes the sum modulo 2**mask_bits)"))
+    elif spec.aggregation != "secagg+" or spec.secagg is None:
+        return [(where, _Shown("[table]"), "absent unless aggregation is 'secagg+' or 'ckks'")]
     if d.min_survivors > spec.min_organizations:
         out.append((f"{where}.min_survivors", d.min_survivors,
                     f"<= min_organizations={spec.min_organizations}"))
     if d.max_colluders >= d.min_survivors:
         out.append((f"{where}.max_colluders", d.max_colluders,
                     f"< min_survivors={d.min_survivors}"))
+    if spec.secagg is None:
+        return out
     if spec.secagg.quantization_range != 2**d.bits:
         out.append(("secagg.quantization_range", spec.secagg.quantization_range,
                     f"2**bits = {2**d.bits} (integer shares travel exactly)"))

@@ -21,7 +21,7 @@ from gt_secure.protocols import (
     threat_model_path,
 )
 
-NAMES = ["ddp-secagg", "dp-ckks", "dp-secagg", "dp-sgd-secagg", "plain"]
+NAMES = ["ddp-ckks", "ddp-secagg", "dp-ckks", "dp-secagg", "dp-sgd-secagg", "plain"]
 
 
 def _raw(name: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ the ``d`` coordinates stays within ``a = sqrt(2 n sigma^2 ln(2 d / p))`` except 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +73,7 @@ class DdpParams(BaseModel):
     bits: int = Field(ge=2, le=31)
     scale: float = Field(gt=0, allow_inf_nan=False)
     wrap_log2: float = Field(40.0, gt=0)
+    aggregation: Literal["secagg+", "ckks"] = "secagg+"  # the ledger's condition names it
     basis: ReleaseBasis | None = None  # set when the dim coordinates are in a public basis
 
     @classmethod
@@ -138,7 +140,7 @@ class DdpParams(BaseModel):
             sensitivity=self.sensitivity, bits=self.bits, organizations=self.organizations,
             min_survivors=self.min_survivors, max_colluders=self.max_colluders,
             condition=condition_text(self.organizations, self.min_survivors,
-                                     self.max_colluders), basis=self.basis)
+                                     self.max_colluders, self.aggregation), basis=self.basis)
 
     def secagg_params(self, num_shares: int, reconstruction_threshold: int) -> SecAggParams:
         """Flower SecAgg+ arguments that carry ``[-T/2, T/2)`` integers exactly (a threshold

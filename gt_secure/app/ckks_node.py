@@ -6,6 +6,11 @@ Node-local settings: ``roster`` (node config) — the directory of the federatio
 adds its own key there and trusts the others it finds, copied out of band); the organization's
 policy (:mod:`gt_secure.organization.policy`) — its ``min_organizations`` is the fewest
 organizations this node encrypts for and, as key holder, decrypts (counted from signatures).
+
+``ddp-ckks`` (distributed noise, :mod:`gt_secure.aggregation.ckks_ddp`): the released vector is
+the organization's integer share; the node encrypts ``step * share`` (exact on the CKKS grid),
+and the fewest organizations it encrypts for and decrypts is also at least ``min_survivors``,
+the count the share was sized for.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from gt_secure.app import ckks_messages as wire
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.messages import KEY_HASH, KEY_ROUND, META, read_ckks_request, read_reply
-from gt_secure.app.roles import expected_layout, state_dir
+from gt_secure.app.roles import ddp_config, expected_layout, state_dir
 from gt_secure.app.validation import norm_bound
 from gt_secure.errors import InvalidFieldError, ProtocolConfigError
 from gt_secure.organization.ckks_member import announce, contribute, keep_vector
@@ -62,8 +67,9 @@ def local_min_orgs(org_id: str, node_config: Mapping[str, Any]) -> int:
     return load_policy(policy_path(org_id, node_config)).min_organizations
 
 
-def member_of(context: Context) -> Member:
-    """This node's :class:`Member`; creates its signing key and adds it to the roster."""
+def member_of(context: Context, cfg: Resolved | None = None) -> Member:
+    """This node's :class:`Member`; creates its signing key and adds it to the roster. Under
+    distributed noise (``cfg``) its minimum is at least the shares' ``min_survivors``."""
     from gt_secure.ledger.signing import generate_key, load_private_key, save_keypair
 
     node_config = context.node_config
@@ -75,8 +81,10 @@ def member_of(context: Context) -> Member:
     key = load_private_key(key_path)
     roster = roster_dir(org_id, node_config)
     publish_key(roster, org_id, key.public_key())
-    return Member(org_id, state / "ckks", key, Roster.load(roster),
-                  local_min_orgs(org_id, node_config))
+    fewest = local_min_orgs(org_id, node_config)
+    if cfg is not None and (ddp := ddp_config(cfg)) is not None:
+        fewest = max(fewest, int(ddp.min_survivors))
+    return Member(org_id, state / "ckks", key, Roster.load(roster), fewest)
 
 
 def _spec(cfg: Resolved) -> tuple[Any, int]:
@@ -102,7 +110,7 @@ def _keys(body: dict[str, object], context: Context, cfg: Resolved) -> RecordDic
 
 
 def _encrypt(body: dict[str, object], context: Context, cfg: Resolved) -> RecordDict:
-    member = member_of(context)
+    member = member_of(context, cfg)
     spec, max_orgs = _spec(cfg)
     chunks, contribution = contribute(
         member.directory, member.org_id, context.run_id, int(cast(int, body[KEY_ROUND])),
@@ -113,11 +121,13 @@ def _encrypt(body: dict[str, object], context: Context, cfg: Resolved) -> Record
 
 
 def _decrypt(body: dict[str, object], context: Context, cfg: Resolved) -> RecordDict:
-    member = member_of(context)
+    member = member_of(context, cfg)
     spec, max_orgs = _spec(cfg)
     chunks, announcements, contributions = wire.read_decrypt_request(body)
     dim = expected_layout().dim
-    bound = norm_bound(cfg.clip_norm, cfg.noise_multiplier, dim)
+    ddp = ddp_config(cfg)
+    bound = (norm_bound(cfg.clip_norm, cfg.noise_multiplier, dim) if ddp is None
+             else ddp.mean_norm_bound(member.min_orgs))  # the fewest shares it decrypts
     out = member.key_holder().decrypt(context.run_id, int(cast(int, body[KEY_ROUND])), chunks,
                                       announcements, contributions, spec.encoding(max_orgs),
                                       dim, bound)
@@ -145,8 +155,10 @@ def make_ckks_mod(overrides: Mapping[str, Any] | None = None) -> Mod:
                 return reply
             payload = read_reply(reply.content)
             round_idx = int(cast(int, wire.stage_of(msg.content)[KEY_ROUND]))
-            keep_vector(member_of(ctxt).directory, ctxt.run_id, round_idx,
-                        np.asarray(payload.flat, dtype=np.float32))
+            flat = np.asarray(payload.flat, dtype=np.float32)
+            if (ddp := ddp_config(cfg)) is not None:  # integer share -> the CKKS grid, exact
+                flat = flat * np.float32(ddp.scale)
+            keep_vector(member_of(ctxt).directory, ctxt.run_id, round_idx, flat)
             meta = {k: v for k, v in payload.meta().items() if k != KEY_HASH}
             reply.content = RecordDict({META: ConfigRecord(dict(meta))})
             return reply

@@ -77,7 +77,12 @@ def ddp_config(cfg: Resolved) -> Any:
     from gt_secure.aggregation.ddp_round import params_for
     from gt_secure.protocols import load_protocol
 
-    return params_for(load_protocol(cfg.app.protocol), expected_layout().dim)
+    spec = load_protocol(cfg.app.protocol)
+    if cfg.aggregation == "ckks":  # shares on the CKKS grid; the run's clip and noise
+        from gt_secure.aggregation.ckks_ddp import ckks_ddp_params
+
+        return ckks_ddp_params(spec, expected_layout().dim, cfg.clip_norm, cfg.noise_multiplier)
+    return params_for(spec, expected_layout().dim)
 
 
 def release_config(cfg: Resolved, budget: tuple[float, float], steps: int) -> Any:

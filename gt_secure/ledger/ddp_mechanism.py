@@ -55,9 +55,13 @@ def kls_epsilon(sigma: float, sensitivity: float, dim: int, summands: int) -> fl
     return math.sqrt(sensitivity**2 / (summands * sigma**2) + tau * dim / 2.0)
 
 
-def condition_text(organizations: int, min_survivors: int, max_colluders: int) -> str:
-    """What the organization-level epsilon of a distributed release is conditional on."""
-    return (f"sum only: SecAgg+ holds, at most {max_colluders} of {organizations} organizations "
+def condition_text(organizations: int, min_survivors: int, max_colluders: int,
+                   aggregation: str = "secagg+") -> str:
+    """What the organization-level epsilon of a distributed release is conditional on
+    (``aggregation``: ``secagg+`` or ``ckks``, whose key holder must decrypt only the sum)."""
+    holds = ("the CKKS key holder is honest for decryption (decrypts only the signed sum)"
+             if aggregation == "ckks" else "SecAgg+ holds")
+    return (f"sum only: {holds}, at most {max_colluders} of {organizations} organizations "
             f"collude with the server, and at least {min_survivors} organizations' noise reaches "
             "the sum (an individual vector carries only its share)")
 
@@ -129,8 +133,9 @@ class DistributedGaussianMechanism(FrozenModel):
             need(self.basis.k == self.dim, "dim", f"== basis.k={self.basis.k} (the released "
                  "coordinates)")
         if not problems:
-            wanted = condition_text(self.organizations, self.min_survivors, self.max_colluders)
-            need(self.condition == wanted, "condition", repr(wanted))
+            wanted = [condition_text(self.organizations, self.min_survivors,
+                                     self.max_colluders, a) for a in ("secagg+", "ckks")]
+            need(self.condition in wanted, "condition", " or ".join(map(repr, wanted)))
         if problems:
             first = problems[0]
             for other in problems[1:]:
