@@ -46,6 +46,7 @@ class EpsilonBound(BaseModel):
     k_neg: int | None = None
     guesses: int | None = None
     correct: int | None = None
+    mu: float | None = None  # the Gaussian-DP bound's mu (gt_secure.audit.gdp_one_run)
 
 
 def _check(delta: float, beta: float) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ from torch import nn
 from gt_secure.audit.dp_pipeline import claimed_epsilon as claim_of
 from gt_secure.audit.dp_pipeline import with_noise
 from gt_secure.audit.empirical_epsilon import one_run_audit
+from gt_secure.audit.gdp_one_run import gdp_one_run_audit
 from gt_secure.audit.metrics import attack_metrics
 from gt_secure.audit.results import AuditResult, verdict
 from gt_secure.errors import InvalidFieldError
@@ -42,9 +43,11 @@ from gt_secure.organization.dp_sgd import (
     train_dp_sgd,
 )
 from gt_secure.organization.secure_rng import InsecureRandomnessWarning
+from gt_secure.update.layout import LoraSpec
 
 ATTACK_NAME = "gradient_canary"
 PlantedBug = Literal["clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4"]
+Bound = Literal["one_run", "gdp"]
 PLANTED_BUGS: tuple[PlantedBug, ...] = ("clipping_off", "noise_off", "steps_x2", "steps_x4",
                                        "sample_rate_x4")
 # Nominal white-box audit run: 64 texts at B=16 (q=1/4), 6 epochs = 24 steps, plain SGD (the
@@ -114,26 +117,26 @@ class CanaryInserter:
         self.canaries = canaries
         self.sample_rate = sample_rate
         self.members = torch.tensor([k for k, m in enumerate(canaries.is_member) if m])  # (M,)
-        self.targets = [(params[n], c) for n, c in zip(canaries.params, canaries.coords,
-                                                       strict=True)]
+        self.param_ids = {id(p): i for i, p in enumerate(params.values())}
+        names = list(params)
+        self.owner = torch.tensor([names.index(n) for n in canaries.params])  # (m,)
+        self.coords = torch.tensor(canaries.coords)  # (m,)
         self.generator = torch.Generator().manual_seed(seed)
         self.inclusions = np.zeros(len(canaries.coords), dtype=np.int64)  # (m,)
         self.expected_batch_size = 0.0
 
     def __call__(self, training: PrivateTraining) -> None:
         draw = torch.rand(len(self.members), generator=self.generator) < self.sample_rate
-        chosen = self.members[draw].tolist()  # canaries in this step's Poisson batch
-        self.inclusions[chosen] += 1
+        chosen = self.members[draw]  # (R,) canaries in this step's Poisson batch
+        self.inclusions[chosen.numpy()] += 1
         self.expected_batch_size = float(training.optimizer.expected_batch_size)
         for p in training.optimizer.params:
             grad_sample = p.grad_sample  # (B, *p.shape), or a list of those
             if isinstance(grad_sample, list):
                 grad_sample = torch.cat(grad_sample)
-            rows = torch.zeros((len(chosen), p.numel()), dtype=p.dtype, device=p.device)
-            for row, k in enumerate(chosen):
-                param, coord = self.targets[k]
-                if param is p:
-                    rows[row, coord] = self.canaries.grad_norm
+            rows = torch.zeros((len(chosen), p.numel()), dtype=p.dtype, device=p.device)  # (R, n)
+            mine = (self.owner[chosen] == self.param_ids[id(p)]).nonzero().squeeze(1)  # (R_p,)
+            rows[mine, self.coords[chosen[mine]]] = self.canaries.grad_norm
             p.grad_sample = torch.cat([grad_sample, rows.view(len(chosen), *p.shape)])
 
 
@@ -157,6 +160,8 @@ def run_gradient_canary_audit(
     beta: float = 0.05,
     organization: str = "",
     recorded_sample_rate: float | None = None,
+    bound: Bound = "one_run",
+    guess_grid: Sequence[tuple[int, int]] | None = None,
 ) -> AuditResult:
     """DP-SGD ``model`` (trained in place) on ``data`` (N, T) with gradient canaries; bound eps.
 
@@ -164,7 +169,9 @@ def run_gradient_canary_audit(
     nominal claim when ``cfg`` is a (planted) deviation from what was claimed; canaries are
     inserted at ``recorded_sample_rate`` (default: ``cfg``'s), the rate an auditor knows from the
     record, whatever the run's loader does. Canaries sit on
-    the trainable tensors whose name contains ``match`` (all when empty).
+    the trainable tensors whose name contains ``match`` (all when empty). ``bound="gdp"``
+    bounds epsilon through Gaussian DP (:func:`~gt_secure.audit.gdp_one_run.gdp_one_run_audit`),
+    valid only for full-batch runs (sample rate 1), whose trade-off curve is exactly Gaussian.
     """
     if cfg.optimizer != "sgd":
         raise InvalidFieldError("optimizer", cfg.optimizer,
@@ -174,6 +181,9 @@ def run_gradient_canary_audit(
         claimed_epsilon = claim_of(cfg, n_examples)[1]
     canaries = make_gradient_canaries(model, n_canaries, seed, grad_norm, match)
     rate = recorded_sample_rate or plan_dp_sgd(cfg, n_examples).sample_rate
+    if bound == "gdp" and rate != 1.0:
+        raise InvalidFieldError("bound", bound, "'one_run' unless the sample rate is 1 (only "
+                                "full-batch DP-SGD is exactly Gaussian-DP)")
     inserter = CanaryInserter(model, canaries, rate, seed + 1)
     before = canary_values(model, canaries)  # (m,)
     with warnings.catch_warnings():  # seeded audit run; planted zero noise
@@ -182,11 +192,12 @@ def run_gradient_canary_audit(
         train_dp_sgd(model, data, cfg, before_step=inserter)  # type: ignore[arg-type]
     scores = (before - canary_values(model, canaries)) * inserter.expected_batch_size / cfg.lr
     labels = canaries.is_member
-    bound = one_run_audit(scores, labels, delta=cfg.delta, beta=beta)
+    audit = gdp_one_run_audit if bound == "gdp" else one_run_audit
+    eps = audit(scores, labels, delta=cfg.delta, beta=beta, guess_grid=guess_grid)
     return AuditResult(
         organization=organization, attack=ATTACK_NAME, metrics=attack_metrics(scores, labels),
-        empirical_epsilon=bound, claimed_epsilon=claimed_epsilon, delta=cfg.delta,
-        verdict=verdict(bound.epsilon, claimed_epsilon), canary_seed=seed, split_seed=seed,
+        empirical_epsilon=eps, claimed_epsilon=claimed_epsilon, delta=cfg.delta,
+        verdict=verdict(eps.epsilon, claimed_epsilon), canary_seed=seed, split_seed=seed,
         n_canaries=n_canaries, scores=[float(s) for s in scores], is_member=labels)
 
 
@@ -233,6 +244,9 @@ def audit_org_dp_sgd(
     grad_norm: float = 100.0,
     seed: int = 0,
     beta: float = 0.05,
+    lora: LoraSpec | None = None,
+    bound: Bound = "one_run",
+    guess_grid: Sequence[tuple[int, int]] | None = None,
 ) -> AuditResult:
     """Audit the organization's DP-SGD of a fresh TinyLM LoRA adapter on ``org``'s texts.
 
@@ -245,11 +259,12 @@ def audit_org_dp_sgd(
     from gt_secure.models.scoring import encode
     from gt_secure.provider.adapter import fresh_lora
 
-    model, _, _, tokenizer = fresh_lora("tinylm")
+    model, _, _, tokenizer = fresh_lora("tinylm", lora)
     data = encode(tokenizer, org_texts(org, "train", n_texts), max_length=cfg.max_length)
     claim = claim_of(cfg, n_texts)[1]
     return run_gradient_canary_audit(
         model, data, plant_bug(cfg, n_texts, bug), claimed_epsilon=claim,
         n_canaries=n_canaries, grad_norm=grad_norm, match="lora_A", seed=seed, beta=beta,
         organization=f"{org}: {bug or 'as claimed'}",
-        recorded_sample_rate=plan_dp_sgd(cfg, n_texts).sample_rate)
+        recorded_sample_rate=plan_dp_sgd(cfg, n_texts).sample_rate, bound=bound,
+        guess_grid=guess_grid)

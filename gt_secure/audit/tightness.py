@@ -1,0 +1,71 @@
+"""How tight the white-box audit is on a *correct* pipeline: its lower bound at a large claim.
+
+A bug detector only has to beat the claim; a tight audit's lower bound on a correct run should
+approach it. The setting that lets one run do that (Nasr et al., USENIX Security 2023; Steinke
+et al. 2023; Mahloujifar et al. 2025): Dirac gradient canaries on dedicated coordinates (no
+interference between canaries), the white-box score that is optimal for Gaussian noise (the sum
+over steps of the canary coordinate's noisy gradient, read off the final SGD model), full-batch
+DP-SGD (sample rate 1, so the canary's trade-off curve is exactly Gaussian, ``mu = sqrt(T) / z``)
+and the Gaussian-DP one-run bound (:mod:`gt_secure.audit.gdp_one_run`) on thousands of canaries:
+a LoRA rank-16 adapter has 8192 ``lora_A`` coordinates. The run is the organization's real Opacus
+DP-SGD (:func:`~gt_secure.audit.gradient_canary.audit_org_dp_sgd`); the claim its ledger epsilon.
+"""
+
+from __future__ import annotations
+
+from gt_secure.audit.empirical_epsilon import EpsilonBound, one_run_audit
+from gt_secure.audit.gradient_canary import PlantedBug, audit_org_dp_sgd
+from gt_secure.audit.results import AuditResult
+from gt_secure.errors import InvalidFieldError
+from gt_secure.ledger.accountant import AccountantName
+from gt_secure.organization.dp_sgd import DpSgdConfig
+from gt_secure.update.layout import LoraSpec
+
+TIGHT_LORA = LoraSpec(r=16)  # 16 x 64 lora_A per q/v projection: 8192 canary coordinates
+# 64 texts at B = 64 (sample rate 1), 8 plain-SGD steps; the target epsilon is set per audit.
+TIGHT_DP_SGD = DpSgdConfig(target_epsilon=8.0, delta=1e-5, max_grad_norm=1.0, batch_size=64,
+                           steps=8, lr=1e-2, optimizer="sgd", max_length=64, secure_mode=False,
+                           seed=0)
+TIGHT_N_TEXTS = 64
+# Guess the top and bottom f/2 of the canaries for each f (fixed before scoring, Bonferroni).
+TIGHT_GUESS_FRACTIONS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+
+
+def fraction_guess_grid(m: int, fractions: tuple[float, ...] = TIGHT_GUESS_FRACTIONS
+                        ) -> list[tuple[int, int]]:
+    """``(k_pos, k_neg)`` guessing ``round(f m)`` canaries, half each side, per fraction ``f``."""
+    if m < 2 or not all(0.0 < f <= 1.0 for f in fractions):
+        raise InvalidFieldError("fractions", fractions, "in (0, 1] with m >= 2 canaries")
+    grid: list[tuple[int, int]] = []
+    for f in fractions:
+        r = max(2, round(f * m))
+        if (r - r // 2, r // 2) not in grid:
+            grid.append((r - r // 2, r // 2))
+    return grid
+
+
+def audit_tightness(
+    epsilon: float = 8.0,
+    *,
+    accountant: AccountantName = "rdp",
+    n_canaries: int = 4096,
+    seed: int = 0,
+    bug: PlantedBug | None = None,
+    beta: float = 0.05,
+) -> tuple[AuditResult, EpsilonBound]:
+    """Full-batch DP-SGD claimed at ``epsilon`` (ledger ``accountant``), ``n_canaries`` canaries.
+
+    Returns the Gaussian-DP audit result and, on the same scores and guess grid, the (epsilon,
+    delta) one-run bound of Steinke et al. for comparison. ``bug`` plants a deviation
+    (:func:`~gt_secure.audit.gradient_canary.plant_bug`; its steps/sampling bugs would leave
+    sample rate 1 or the claim's plan, so the positive control is ``"noise_off"``).
+    """
+    cfg = TIGHT_DP_SGD.model_copy(update={"target_epsilon": epsilon, "accountant": accountant,
+                                          "seed": seed})
+    grid = fraction_guess_grid(n_canaries)
+    result = audit_org_dp_sgd(n_texts=TIGHT_N_TEXTS, cfg=cfg, bug=bug, n_canaries=n_canaries,
+                              seed=seed, beta=beta, lora=TIGHT_LORA, bound="gdp",
+                              guess_grid=grid)
+    eps_delta = one_run_audit(result.scores, result.is_member, delta=cfg.delta, beta=beta,
+                              guess_grid=grid)
+    return result, eps_delta
