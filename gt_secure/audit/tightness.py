@@ -6,7 +6,7 @@ et al. 2023; Mahloujifar et al. 2025): Dirac gradient canaries on dedicated coor
 interference between canaries), the white-box score that is optimal for Gaussian noise (the sum
 over steps of the canary coordinate's noisy gradient, read off the final SGD model), full-batch
 DP-SGD (sample rate 1, so the canary's trade-off curve is exactly Gaussian, ``mu = sqrt(T) / z``)
-and the Gaussian-DP one-run bound (:mod:`gt_secure.audit.gdp_one_run`) on thousands of canaries:
+and the Gaussian-DP one-run bound (:mod:`gt_secure.audit.gdp_one_run`) on 8000 canaries:
 a LoRA rank-16 adapter has 8192 ``lora_A`` coordinates. The run is the organization's real Opacus
 DP-SGD (:func:`~gt_secure.audit.gradient_canary.audit_org_dp_sgd`); the claim its ledger epsilon.
 """
@@ -14,6 +14,7 @@ DP-SGD (:func:`~gt_secure.audit.gradient_canary.audit_org_dp_sgd`); the claim it
 from __future__ import annotations
 
 from gt_secure.audit.empirical_epsilon import EpsilonBound, one_run_audit
+from gt_secure.audit.gdp_one_run import gdp_one_run_audit
 from gt_secure.audit.gradient_canary import PlantedBug, audit_org_dp_sgd
 from gt_secure.audit.results import AuditResult
 from gt_secure.errors import InvalidFieldError
@@ -48,7 +49,7 @@ def audit_tightness(
     epsilon: float = 8.0,
     *,
     accountant: AccountantName = "rdp",
-    n_canaries: int = 4096,
+    n_canaries: int = 8000,
     seed: int = 0,
     bug: PlantedBug | None = None,
     beta: float = 0.05,
@@ -69,3 +70,11 @@ def audit_tightness(
     eps_delta = one_run_audit(result.scores, result.is_member, delta=cfg.delta, beta=beta,
                               guess_grid=grid)
     return result, eps_delta
+
+
+def gdp_ceiling(result: AuditResult) -> float:
+    """The Gaussian-DP bound were every canary ranked right, on the tightness guess grid."""
+    labels = result.is_member
+    bound = result.empirical_epsilon
+    return gdp_one_run_audit([float(y) for y in labels], labels, delta=bound.delta,
+                             beta=bound.beta, guess_grid=fraction_guess_grid(len(labels))).epsilon
