@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from gt_secure.audit.metrics import RocCurve, roc_curve
 from gt_secure.audit.plot import epsilon_png, roc_png
 from gt_secure.audit.results import AuditResult
-from gt_secure.audit.strength import PASS_MEANS, strength
+from gt_secure.audit.strength import (
+    MEANS,
+    PASS_MEANS,
+    ReportVerdict,
+    control_of,
+    control_summary,
+    detected,
+    overall_verdict,
+    strength,
+)
 
 
 def _version() -> str:
@@ -27,6 +36,7 @@ def _version() -> str:
 _CSS = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px;text-align:right}"
         ".PASS{color:#060;font-weight:bold}.FAIL{color:#b00;font-weight:bold}"
+        ".INCONCLUSIVE{color:#b60;font-weight:bold}"
         "pre{background:#f4f4f4;padding:6px;font-size:80%}")
 
 
@@ -35,8 +45,10 @@ class AuditReport(BaseModel):
 
     ``audited`` says what the attacks scored (the released artifact, or a re-simulation of the
     mechanism a ledger entry records); ``ledger_verification`` how the claim's ledger was read;
-    ``positive_control`` the result of a control run alongside (None: not run); ``settings`` the
-    run's options. The JSON carries ``report_sha256``, the SHA-256 of the JSON without that key.
+    ``positive_control`` how the positive control was made and ``controls`` its results, one per
+    attack (None: no control was run); ``settings`` the run's options. The JSON carries
+    ``report_sha256``, the SHA-256 of the JSON without that key; the HTML page embeds that JSON
+    and shows the hash, and is a pure function of it (:mod:`gt_secure.audit.report_verify`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -47,19 +59,24 @@ class AuditReport(BaseModel):
     audited: str = "not stated"
     ledger_verification: str = "no ledger claim"
     positive_control: str | None = None
+    controls: list[AuditResult] | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     tool_version: str = Field(default_factory=_version)
 
     @property
-    def verdict(self) -> str:
-        """FAIL if any result fails, else PASS."""
-        return "FAIL" if any(r.verdict == "FAIL" for r in self.results) else "PASS"
+    def verdict(self) -> ReportVerdict:
+        """FAIL if any result fails; INCONCLUSIVE if a positive control ran and did not detect;
+        else PASS (:func:`gt_secure.audit.strength.overall_verdict`)."""
+        return overall_verdict(self.results, self.controls)
 
     def _body(self) -> dict[str, Any]:
         data = self.model_dump(mode="python")
         data["verdict"] = self.verdict
+        data["verdict_means"] = MEANS[self.verdict]
         data["pass_means"] = PASS_MEANS
         data["strength"] = [strength(r) for r in self.results]
+        data["positive_control_results"] = (None if self.controls is None
+                                            else control_summary(self.controls))
         return data
 
     @property
@@ -79,13 +96,21 @@ class AuditReport(BaseModel):
         return [e for e in self.ledger_entries
                 if str(e.get("release_id", e.get("id", ""))) in ids]
 
-    def to_html(self) -> str:
-        """A self-contained HTML page: verdict, epsilon table and chart, ROC curves, ledger."""
+    def computed(self) -> dict[str, Any]:
+        """The fields derived from the results (verdict, strength, positive control), as JSON
+        values: what :func:`gt_secure.audit.report_verify.verify_report` re-derives."""
+        body = self._body()
+        return {k: json.loads(json.dumps(body[k], default=str)) for k in COMPUTED}
+
+    def to_html(self, report_json: str | None = None) -> str:
+        """A self-contained HTML page: verdict, epsilon table and chart, ROC curves, ledger;
+        it embeds ``report_json`` (default: :meth:`to_json`) and shows its hash."""
         esc = html.escape
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}"
                  f"</title><style>{_CSS}</style></head><body><h1>{esc(self.title)}</h1>",
                  f"<p>created {esc(self.created_at)} &mdash; overall verdict "
-                 f"<span class='{self.verdict}'>{self.verdict}</span> ({esc(PASS_MEANS)})</p>"]
+                 f"<span class='{self.verdict}'>{self.verdict}</span> "
+                 f"({esc(MEANS[self.verdict])})</p>"]
         parts.append(self._what_and_how_html())
         parts.append("<h2>Empirical vs claimed epsilon</h2><table><tr><th>organization</th>"
                      "<th>attack</th><th>AUC [CI]</th><th>TPR@0.1%FPR</th><th>TPR@1%FPR</th>"
@@ -125,9 +150,15 @@ class AuditReport(BaseModel):
                          "</p>")
         parts.append(f"<h2>Run settings</h2><pre>"
                      f"{esc(json.dumps(self.settings, indent=1, default=str))}</pre>")
+        text = self.to_json() if report_json is None else report_json
+        digest = json.loads(text)["report_sha256"]
         parts.append(f"<p>gt-secure {esc(self.tool_version)} &mdash; report SHA-256 "
-                     f"<code>{self.sha256}</code> (of audit.json without its report_sha256 key)"
-                     "</p></body></html>")
+                     f"<code id='report-sha256'>{digest}</code> (of the report JSON embedded "
+                     "in this page and written as audit.json, without its report_sha256 key; "
+                     "this page is rendered from it: check both with <code>gt-secure audit "
+                     "verify-report DIR</code>)</p>")
+        parts.append(f"<script type='application/json' id='{EMBED_ID}'>"
+                     f"{embeddable(text)}</script></body></html>")
         return "\n".join(parts)
 
     def _what_and_how_html(self) -> str:
@@ -138,13 +169,30 @@ class AuditReport(BaseModel):
             f"<td>{'yes' if s['claim_within_reach'] else 'no: this audit cannot FAIL it'}</td>"
             "</tr>" for r, s in zip(self.results, (strength(r) for r in self.results),
                                     strict=True))
-        control = self.positive_control or "not run in this audit"
         return (f"<h2>What was audited</h2><p>{esc(self.audited)}</p>"
                 f"<p>Claim's ledger: {esc(self.ledger_verification)}</p>"
-                f"<h2>How strong the test was</h2><p>Positive control: {esc(control)}</p>"
+                f"<h2>How strong the test was</h2>{self._control_html()}"
                 "<table><tr><th>organization</th><th>attack</th><th>canaries</th>"
                 "<th>largest detectable eps</th><th>claimed eps</th><th>claim within reach</th>"
                 f"</tr>{rows}</table>")
+
+    def _control_html(self) -> str:
+        esc = html.escape
+        if self.controls is None:
+            return "<p>Positive control: not run in this audit.</p>"
+        rows = []
+        for r in self.results:
+            c = control_of(r, self.controls)
+            found = ("<td colspan='3'>not run</td>" if c is None else
+                     f"<td>{c.metrics.auc:.3f}</td><td>{c.eps_lb:.3f}</td>"
+                     f"<td>{c.claimed_epsilon:g}</td>")
+            state = ("<td class='PASS'>yes</td>" if detected(c) else
+                     "<td class='INCONCLUSIVE'>no: this attack's PASS is inconclusive</td>")
+            rows.append(f"<tr><td>{esc(r.attack)}</td>{found}{state}</tr>")
+        return (f"<p>Positive control: {esc(self.positive_control or '')}</p>"
+                "<table id='positive-control'><tr><th>attack</th><th>control AUC</th>"
+                "<th>control eps lower bound</th><th>claimed eps</th><th>control detected</th>"
+                f"</tr>{''.join(rows)}</table>")
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write ``audit.json`` and ``audit.html`` into ``out_dir``; return both paths."""
@@ -156,10 +204,19 @@ class AuditReport(BaseModel):
         return json_path, html_path
 
 
+EMBED_ID = "gt-secure-audit-report"
+COMPUTED = ("verdict", "verdict_means", "pass_means", "strength", "positive_control_results")
+
+
 def build_report(results: Sequence[AuditResult],
                  ledger_entries: Sequence[dict[str, Any]] = (), **about: Any) -> AuditReport:
     """Bundle results and ledger entries into a report; ``about``: the other report fields."""
     return AuditReport(results=list(results), ledger_entries=list(ledger_entries), **about)
+
+
+def embeddable(text: str) -> str:
+    """JSON ``text`` safe inside ``<script>``: ``</`` written as the equivalent ``<\\/``."""
+    return text.replace("</", "<\\/")
 
 
 def report_hash(data: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 ``audit canaries`` writes the PUBLIC canary texts an organization inserts and the SECRET
 manifest the auditor keeps (:func:`gt_secure.audit.canary.write_parts`). ``audit run`` bounds
 epsilon from below and compares it with a claim, writing ``audit.json`` + ``audit.html``
-(:mod:`gt_secure.cli.audit_run`).
+(:mod:`gt_secure.cli.audit_run`); ``audit verify-report DIR`` checks such a report
+(:mod:`gt_secure.cli.audit_verify`).
 
 ``audit gradient-canaries`` runs the white-box Dirac gradient-canary audit of the organization's
 DP-SGD on a TinyLM LoRA adapter (:mod:`gt_secure.audit.gradient_canary`), optionally with a
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gt_secure.cli.audit_run import register_run
+from gt_secure.cli.audit_verify import register_verify_report
 
 BUGS = ("clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4")  # plant_bug's
 
@@ -41,6 +43,7 @@ def register(subparsers: Any) -> None:
     can.set_defaults(func=_canaries)
 
     register_run(sub)
+    register_verify_report(sub)
 
     grad = sub.add_parser("gradient-canaries",
                           help="white-box gradient-canary audit of the organization's DP-SGD")

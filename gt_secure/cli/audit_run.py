@@ -10,7 +10,14 @@
 The claim is ``--claimed-epsilon/--delta`` or, without them, the ledger entry's example-level
 ``epsilon_total`` and ``delta``; that ledger is verified first (``--trusted-keys``) unless
 ``--unverified``. ``--config F`` (:mod:`gt_secure.audit.config`) supplies any of these; flags
-override it. Exit 1 on a FAIL verdict or a ledger that fails verification.
+override it.
+
+Every run also runs its positive control: the same attacks and canaries against the same claim
+on a non-private copy of the target (fine-tuned without DP on the members; for a re-simulation,
+the same texts trained without DP), stated in the report and on the console. Exit codes: 0 PASS
+(no evidence of a violation, and every attack's control detected); 1 FAIL (a violation found),
+INCONCLUSIVE (some attack's control did not exceed the claim, so that attack could not have
+found one) or a claim ledger that fails verification; 2 usage or input error; 3 internal error.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ def register_run(sub: Any) -> None:
     run.add_argument("--split-seed", type=int, default=0, help="for a ledger re-run")
     run.add_argument("--public", type=Path,
                      help="public texts, one per line, for a ledger re-run (default: Faker)")
+    run.add_argument("--control-epochs", type=int, default=30,
+                     help="epochs of the positive control, a copy of the target fine-tuned "
+                     "without DP on the members (default: 30)")
     run.add_argument("--out", type=Path, help="output directory (or audit.out in --config)")
     run.set_defaults(func=_run, check=_check_run)
 
@@ -101,6 +111,9 @@ def _check_run(args: argparse.Namespace) -> None:
     _merge_config(args)
     if args.out is None:
         raise InvalidFieldError("--out", None, "the output directory, or audit.out in --config")
+    if args.control_epochs < 1:
+        raise InvalidFieldError("--control-epochs", args.control_epochs, ">= 1 (the positive "
+                                "control must be trained)")
     for option in ("manifest", "members", "nonmembers", "ledger", "public"):
         path = getattr(args, option)
         if path is not None and not path.is_file():
@@ -202,9 +215,21 @@ def _run(args: argparse.Namespace) -> int:
     report = report.model_copy(update={"ledger_verification": verification,
                                        "settings": settings(args)})
     json_path, html_path = report.write(args.out)
+    _print(report)
+    print(f"wrote {json_path} and {html_path} (claim: {verification.split(':')[0]}; "
+          f"report SHA-256 {report.sha256})")
+    return 0 if report.verdict == "PASS" else 1
+
+
+def _print(report: Any) -> None:
+    """Each result, its positive control, and the verdict with what it means."""
+    from gt_secure.audit.strength import MEANS, control_of, detected
+
     for r in report.results:
         print(f"{r.organization or '-'} {r.attack}: AUC {r.metrics.auc:.3f}, "
               f"eps_lb {r.eps_lb:.3f} vs claimed {r.claimed_epsilon:g} -> {r.verdict}")
-    print(f"wrote {json_path} and {html_path} ({verification.split(':')[0]} claim; "
-          f"PASS means no evidence of a violation)")
-    return 1 if report.verdict == "FAIL" else 0
+        c = control_of(r, report.controls or [])
+        if c is not None:
+            print(f"  positive control {c.attack}: AUC {c.metrics.auc:.3f}, eps_lb "
+                  f"{c.eps_lb:.3f} -> {'detected' if detected(c) else 'NOT detected'}")
+    print(f"verdict: {report.verdict}: {MEANS[report.verdict]}")

@@ -48,14 +48,52 @@ def rerun(args: argparse.Namespace) -> Any:
         public = faker_public_texts()
     base, tokenizer = load_base("tinylm")
     attacks = [make_attack(name, tokenizer) for name in (args.attack or ["loss"])]
-    report = audit_release(Ledger(args.ledger), args.release_id[0], public, base=base,
-                           tokenizer=tokenizer, attacks=attacks, n_canaries=args.n,
-                           canary_seed=args.canary_seed, split_seed=args.split_seed,
-                           beta=args.beta)
-    return report.model_copy(update={"audited": (
+    common = {"base": base, "tokenizer": tokenizer, "attacks": attacks, "n_canaries": args.n,
+              "canary_seed": args.canary_seed, "split_seed": args.split_seed, "beta": args.beta}
+    report = audit_release(Ledger(args.ledger), args.release_id[0], public, **common)
+    # the positive control: the same texts and canaries, trained without DP (memorises)
+    control = audit_release(Ledger(args.ledger), args.release_id[0], public, **common,
+                            trainer=lambda _cfg: _control_trainer(base, tokenizer, args))
+    return report.model_copy(update={
+        "controls": [_as_control(r) for r in control.results],
+        "positive_control": _control_text(args, "the shipped TinyLM, on the re-simulation's "
+                                          "public texts and member canaries"),
+        "audited": (
         f"a re-simulation of the mechanism recorded by release {args.release_id[0]} in "
         f"{args.ledger}: its DP-SGD parameters re-run on the shipped TinyLM with "
         f"{len(public)} public texts and {args.n} fresh canaries, not the released artifact")})
+
+
+def _control_trainer(model: Any, tokenizer: Any, args: argparse.Namespace) -> Any:
+    """``train(texts)``: full fine-tuning of a copy of ``model`` without DP, every parameter
+    trainable (a merged adapter's base comes frozen), as the audits/ suite's control."""
+    import copy
+
+    from gt_secure.audit.finetune import finetune_causal_lm
+    from gt_secure.audit.strength import CONTROL_TRAINING
+
+    def train(texts: list[str]) -> Any:
+        fresh = copy.deepcopy(model).requires_grad_(True)
+        return finetune_causal_lm(fresh, texts, tokenizer,
+                                  **{**CONTROL_TRAINING, "epochs": args.control_epochs})
+
+    return train
+
+
+def _control_text(args: argparse.Namespace, start: str) -> str:
+    from gt_secure.audit.strength import CONTROL_TRAINING
+
+    lr, batch = CONTROL_TRAINING["lr"], CONTROL_TRAINING["batch_size"]
+    return (f"the same attacks, canaries and claim on a non-private control: a copy of {start} "
+            f"fine-tuned without DP ({args.control_epochs} epochs, AdamW lr {lr:g}, batch "
+            f"{batch}) so that it memorises its members; it detects when its lower bound "
+            "exceeds the claim")
+
+
+def _as_control(result: Any) -> Any:
+    from gt_secure.audit.strength import CONTROL_ORGANIZATION
+
+    return result.model_copy(update={"organization": CONTROL_ORGANIZATION})
 
 
 def audit_target(args: argparse.Namespace) -> Any:
@@ -102,12 +140,14 @@ def audit_target(args: argparse.Namespace) -> Any:
     epsilon, delta = (args.claimed_epsilon, args.delta) if claim is None else (
         claim.epsilon, claim.delta)
     organization = args.organization or ("" if claim is None else claim.entry.org_id)
-    results = [
-        audit_model(model, manifest, make_attack(name, tokenizer), claimed_epsilon=epsilon,
-                    delta=delta, beta=args.beta, organization=organization,
-                    ledger_release_ids=args.release_id)
-        for name in (args.attack or ["loss", "zlib", "min_k"])
-    ]
+    attacks = [make_attack(name, tokenizer) for name in (args.attack or ["loss", "zlib", "min_k"])]
+    claim_args = {"claimed_epsilon": epsilon, "delta": delta, "beta": args.beta}
+    results = [audit_model(model, manifest, attack, **claim_args, organization=organization,
+                           ledger_release_ids=args.release_id) for attack in attacks]
+    # the positive control: the same canaries and attacks on a non-private copy of the target
+    control = _control_trainer(model, tokenizer, args)(manifest.members)
+    controls = [_as_control(audit_model(control, manifest, attack, **claim_args))
+                for attack in attacks]
     entries: list[dict[str, Any]] = []
     if claim is not None:
         entries = [claim.summary()]
@@ -115,7 +155,9 @@ def audit_target(args: argparse.Namespace) -> Any:
         lines = args.ledger.read_text(encoding="utf-8").splitlines()
         entries = [json.loads(line) for line in lines if line.strip()]
     return build_report(results, entries, audited=(
-        f"the released artifact: {what}, scored with {data}"))
+        f"the released artifact: {what}, scored with {data}"), controls=controls,
+        positive_control=_control_text(args, f"the audited model, on the "
+                                       f"{len(manifest.members)} member texts"))
 
 
 def _lines(path: Path) -> list[str]:

@@ -49,9 +49,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_config_runs_the_audit_and_the_report_says_what_and_how(world: Path) -> None:
     run = cli("audit", "run", "--config", str(world / "audit.toml"))
-    assert run.code == 0, run.err
-    assert "no evidence of a violation" in run.out
+    # 8 canaries: even the non-private positive control cannot exceed the claim, so the
+    # target's PASS is empty: INCONCLUSIVE, exit 1 (never a clean 0)
+    assert run.code == 1, run.err
+    assert "positive control loss" in run.out and "NOT detected" in run.out
+    assert "verdict: INCONCLUSIVE" in run.out
     report = json.loads((world / "out" / "audit.json").read_text())
+    assert report["verdict"] == "INCONCLUSIVE" and report["results"][0]["verdict"] == "PASS"
+    assert report["positive_control_results"][0]["detected"] is False
+    assert report["controls"][0]["organization"] == "positive control"
     assert report["ledger_verification"].startswith("verified: OK")
     assert report["audited"].startswith("the released artifact: the saved model directory")
     assert report["results"][0]["ledger_release_ids"] == ["rel-1"]
@@ -63,7 +69,8 @@ def test_config_runs_the_audit_and_the_report_says_what_and_how(world: Path) -> 
                                      "claim_within_reach": False}
     assert report["report_sha256"] == report_hash(report)
     page = (world / "out" / "audit.html").read_text()
-    for text in ("What was audited", "How strong the test was", "no evidence of a violation",
+    for text in ("What was audited", "How strong the test was", "INCONCLUSIVE means",
+                 "this attack's PASS is inconclusive",
                  "Run settings", report["report_sha256"], "this audit cannot FAIL it",
                  "&quot;release_id&quot;: &quot;rel-1"):
         assert text in page, text
@@ -72,7 +79,7 @@ def test_config_runs_the_audit_and_the_report_says_what_and_how(world: Path) -> 
 def test_flags_override_the_config(world: Path, tmp_path: Path) -> None:
     run = cli("audit", "run", "--config", str(world / "audit.toml"), "--claimed-epsilon", "7",
               "--delta", "1e-6", "--out", str(tmp_path / "o"))
-    assert run.code == 0, run.err
+    assert run.code == 1 and "verdict: INCONCLUSIVE" in run.out, run.err  # 8 canaries
     report = json.loads((tmp_path / "o" / "audit.json").read_text())
     assert report["results"][0]["claimed_epsilon"] == 7 and report["results"][0]["delta"] == 1e-6
     assert report["ledger_verification"].startswith("no ledger claim")
@@ -161,7 +168,7 @@ def test_member_and_nonmember_text_files_instead_of_a_manifest(world: Path,
         '[data]\nmembers = "in.txt"\nnonmembers = "out.txt"\n'
         '[claim]\nepsilon = 2.0\ndelta = 1e-5\n[audit]\nattacks = ["loss"]\nout = "o"\n')
     run = cli("audit", "run", "--config", str(tmp_path / "a.toml"))
-    assert run.code == 0, run.err
+    assert run.code == 1 and "verdict: INCONCLUSIVE" in run.out, run.err  # 5 texts: no power
     report = json.loads((tmp_path / "o" / "audit.json").read_text())
     assert report["results"][0]["is_member"] == [True, True, False, False, False]
     assert "2 member texts" in report["audited"] and "fair coin" in report["audited"]
