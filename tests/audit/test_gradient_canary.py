@@ -79,6 +79,13 @@ def test_audit_refuses_adam() -> None:
         run_gradient_canary_audit(lora_tinylm(), token_data(16, 8), cfg)
 
 
+def test_gdp_bound_refused_for_a_subsampled_run() -> None:
+    cfg = DpSgdConfig(noise_multiplier=1.0, batch_size=8, optimizer="sgd", secure_mode=False,
+                      seed=0)
+    with pytest.raises(InvalidFieldError, match="bound"):
+        run_gradient_canary_audit(lora_tinylm(), token_data(16, 8), cfg, bound="gdp")
+
+
 def test_audit_runs_end_to_end_on_a_random_model() -> None:
     torch.manual_seed(0)
     cfg = DpSgdConfig(noise_multiplier=1.0, batch_size=8, steps=4, optimizer="sgd",
