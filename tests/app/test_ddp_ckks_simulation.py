@@ -69,6 +69,8 @@ def test_key_holder_releases_the_mean_of_the_shares_with_the_configured_noise(
     low_stat = max(0.0, norm - signal) ** 2 / variance
     high_stat = (norm + signal) ** 2 / variance
     low, high = chi2.ppf(1e-6, d), chi2.ppf(1 - 1e-6, d)
+    print(f"ddp-ckks noise statistic in [{low_stat:.0f}, {high_stat:.0f}], chi2({d}) 1e-6 "
+          f"quantiles [{low:.0f}, {high:.0f}]")
     assert high_stat >= low and low_stat <= high, (low_stat, high_stat, low, high)
     # Positive controls: full noise per organization (dp-ckks: variance (z C)^2 / n) and shares
     # sized for all 3 organizations (variance (z C)^2 / n^2) are both rejected by this data.
