@@ -23,6 +23,7 @@ an independent implementation: ``rdp`` should be checked against ``rdp`` and ``p
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -190,7 +191,14 @@ def _reference_rdp_step(noise: float, rate: float) -> np.ndarray:
 
     gaussian = dp_accounting.GaussianDpEvent(noise)
     acc = rdp.RdpAccountant()
-    acc.compose(gaussian if rate == 1.0 else dp_accounting.PoissonSampledDpEvent(rate, gaussian))
+    absl = logging.getLogger("absl")  # its per-order "failed to converge" notes: CLI noise
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        acc.compose(gaussian if rate == 1.0 else
+                    dp_accounting.PoissonSampledDpEvent(rate, gaussian))
+    finally:
+        absl.setLevel(level)
     curve = acc.rdp
     curve.setflags(write=False)
     return curve
