@@ -10,7 +10,8 @@ epsilon from below and compares it with a claim, writing ``audit.json`` + ``audi
 DP-SGD on a TinyLM LoRA adapter (:mod:`gt_secure.audit.gradient_canary`), optionally with a
 planted bug (``--bug clipping_off|noise_off|steps_x2|steps_x4|sample_rate_x4``). ``audit
 data-path`` runs the data-path canary audit (rare-token canary records through the real DP-SGD,
-:mod:`gt_secure.audit.data_path`) with the same ``--bug`` choices.
+:mod:`gt_secure.audit.data_path`) with the same ``--bug`` choices. ``audit federation`` audits
+the federation's released artifacts (:mod:`gt_secure.cli.audit_federation`).
 
 ``run``, ``gradient-canaries`` and ``data-path`` exit 1 when any verdict is FAIL.
 """
@@ -21,6 +22,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gt_secure.cli.audit_federation import register_federation
 from gt_secure.cli.audit_run import register_run
 from gt_secure.cli.audit_verify import register_verify_report
 
@@ -43,6 +45,7 @@ def register(subparsers: Any) -> None:
     can.set_defaults(func=_canaries)
 
     register_run(sub)
+    register_federation(sub)
     register_verify_report(sub)
 
     grad = sub.add_parser("gradient-canaries",

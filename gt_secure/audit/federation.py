@@ -1,0 +1,161 @@
+"""Federation audit: canaries at one organization, scored on what the other parties receive.
+
+One audit runs the whole federation in Flower's simulation engine with the production
+ServerApp and ClientApp (3 organizations, the protocol's aggregation, e.g. SecAgg+, and the
+shipped translator producing the delivered PEFT adapter). The audited organization's data holds
+the "in" half of ``n_canaries`` rare-token canary texts (seeded fair coins,
+:func:`gt_secure.audit.data_path.canary_coins`), inserted the way an organization inserts an
+auditor's public canary file (``<state-dir>/canaries.txt``,
+:mod:`gt_secure.organization.canaries`): they are records of its DP-SGD dataset. Afterwards two
+artifacts are scored (:mod:`gt_secure.audit.federation_scores`):
+
+* ``federation_tinylm_update``: the aggregated TinyLM update the provider holds after SecAgg+;
+* ``federation_adapter``: the LLM adapter delivered to the organizations (translator output).
+
+Each gets the one-run lower bound of Steinke, Nasr & Jagielski (NeurIPS 2023,
+:func:`~gt_secure.audit.empirical_epsilon.one_run_audit`) against the claim of the audited
+organization's own ledger (its example-level entry for this release). Either bound above the
+claim is a violation. A planted ``bug`` (:mod:`gt_secure.audit.federation_app`) makes that
+organization run a wrong DP-SGD while recording the planned one: the positive control is
+``noise_off``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gt_secure.audit.data_path import canary_coins
+from gt_secure.audit.empirical_epsilon import one_run_audit
+from gt_secure.audit.federation_app import audited_client_app
+from gt_secure.audit.gradient_canary import PlantedBug
+from gt_secure.audit.metrics import attack_metrics
+from gt_secure.audit.results import AuditResult, verdict
+from gt_secure.errors import InvalidFieldError
+
+ARTIFACTS = ("federation_tinylm_update", "federation_adapter")
+
+
+class FederationAuditConfig(BaseModel):
+    """What one federation audit runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    protocol: str = "dp-sgd-secagg"
+    org: str = "bank"  # the organization whose data holds the canaries
+    n_canaries: int = Field(256, ge=2)
+    canary_length: int = Field(8, ge=1)
+    local_steps: int = Field(32, ge=1)
+    num_texts: int = Field(64, ge=1)  # each organization's own training texts
+    seed: int = 0
+    beta: float = Field(0.05, gt=0, lt=1)
+    bug: PlantedBug | None = None
+
+
+class FederationAudit(BaseModel):
+    """Both artifacts' results and where the run's files are."""
+
+    model_config = ConfigDict(frozen=True)
+    config: FederationAuditConfig
+    results: list[AuditResult]  # one per artifact, in ARTIFACTS order
+    release_id: str
+    run_dir: str
+
+    @property
+    def verdict(self) -> str:
+        """FAIL when either artifact's bound exceeds the claim."""
+        return "FAIL" if any(r.verdict == "FAIL" for r in self.results) else "PASS"
+
+
+@contextmanager
+def _state_root(path: Path) -> Iterator[None]:
+    """GT_SECURE_STATE_DIR (inherited by the simulation's workers) set to ``path``."""
+    old = os.environ.get("GT_SECURE_STATE_DIR")
+    os.environ["GT_SECURE_STATE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GT_SECURE_STATE_DIR", None)
+        else:
+            os.environ["GT_SECURE_STATE_DIR"] = old
+
+
+def _canaries(cfg: FederationAuditConfig) -> tuple[list[str], np.ndarray]:
+    """All canary texts and their coins (no canary token in any organization's texts)."""
+    from gt_secure.audit.federation_scores import rare_token_canaries
+    from gt_secure.data.organizations import ORGANIZATIONS, org_texts
+
+    used = [t for o in ORGANIZATIONS for t in org_texts(o, "train", cfg.num_texts)]
+    texts = rare_token_canaries(used, cfg.n_canaries, cfg.canary_length, cfg.seed)
+    return texts, canary_coins(cfg.n_canaries, cfg.seed)
+
+
+def simulate(cfg: FederationAuditConfig, work: Path, inserted: list[str]) -> dict[str, object]:
+    """Run the federation with ``inserted`` in ``cfg.org``'s data; summary.json's content."""
+    import json
+
+    from flwr.simulation import run_simulation
+
+    from gt_secure.app.server_app import make_server_app
+    from gt_secure.data.organizations import ORGANIZATIONS
+    from gt_secure.demo.simulation import BACKEND, write_demo_policies
+
+    if cfg.org not in ORGANIZATIONS:
+        raise InvalidFieldError("org", cfg.org, f"one of {ORGANIZATIONS}")
+    state = work / "orgs" / cfg.org
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "canaries.txt").write_text("\n".join(inserted) + "\n", encoding="utf-8")
+    overrides = {"protocol": cfg.protocol, "num-rounds": 1, "local-steps": cfg.local_steps,
+                 "num-texts": cfg.num_texts, "output-dir": str(work / "provider")}
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    with _state_root(work / "orgs"):
+        write_demo_policies(cfg.protocol)
+        run_simulation(make_server_app(overrides),
+                       audited_client_app(overrides, cfg.org, cfg.bug),
+                       num_supernodes=len(ORGANIZATIONS), backend_config=BACKEND)
+    path = work / "provider" / "summary.json"
+    if not path.exists():
+        raise RuntimeError(f"the federation wrote no summary at {path}; see Flower's log")
+    summary: dict[str, object] = json.loads(path.read_text())
+    return summary
+
+
+def run_federation_audit(cfg: FederationAuditConfig,
+                         work: Path | None = None) -> FederationAudit:
+    """Run the federation with canaries at ``cfg.org``; audit both released artifacts."""
+    from gt_secure.app.roles import release_id_of
+    from gt_secure.audit.federation_scores import adapter_scores, tinylm_scores
+    from gt_secure.audit.ledger_audit import ledger_claim
+    from gt_secure.ledger.store import Ledger
+    from gt_secure.update import UpdateVector
+
+    work = Path(tempfile.mkdtemp(prefix="gt-fed-audit-")) if work is None else work
+    texts, coins = _canaries(cfg)
+    summary = simulate(cfg, work, [t for t, c in zip(texts, coins, strict=True) if c])
+    release_id = release_id_of(cfg.org, int(str(summary["run_id"])), 1)
+    state = work / "orgs" / cfg.org
+    claim = ledger_claim(Ledger(state / "ledger.jsonl"), release_id)
+    aggregate = UpdateVector.load(work / "provider" / "round1" / "tinylm_update.safetensors")
+    adapter = state / "adapters" / f"{summary['run_id']}-round1"  # what the org received
+    scores = {ARTIFACTS[0]: tinylm_scores(aggregate, texts),
+              ARTIFACTS[1]: adapter_scores(adapter, texts)}
+    results = []
+    for artifact, s in scores.items():
+        bound = one_run_audit(s, coins, delta=claim.delta, beta=cfg.beta)
+        results.append(AuditResult(
+            organization=f"{cfg.org}: {cfg.bug or 'as claimed'}", attack=artifact,
+            metrics=attack_metrics(s, coins), empirical_epsilon=bound,
+            claimed_epsilon=claim.epsilon, delta=claim.delta,
+            verdict=verdict(bound.epsilon, claim.epsilon), canary_seed=cfg.seed,
+            split_seed=cfg.seed + 1, n_canaries=cfg.n_canaries,
+            ledger_release_ids=[release_id], scores=[float(x) for x in s],
+            is_member=[bool(c) for c in coins]))
+    return FederationAudit(config=cfg, results=results, release_id=release_id,
+                           run_dir=str(work))

@@ -1,0 +1,69 @@
+"""Canary texts and canary scores on the federation's released artifacts.
+
+Canaries are short texts of rare tokens (ids no organization's training text uses, picked as the
+data-path audit picks them: :func:`gt_secure.audit.data_path.canary_tokens`), decoded to text so
+they enter an organization's data as ordinary records. An artifact is scored per canary by its
+loss drop: ``s_k = loss_base(k) - loss_artifact(k)`` (mean token NLL, the organizations' own
+per-example loss :class:`~gt_secure.organization._opacus.PerExampleLoss`), where ``base`` is the
+shipped model the artifact adapts (the TinyLM for the aggregated update, the LLM for the
+delivered adapter). An inserted canary's own sequence is learnt; a held-out one only shares the
+generic "rare tokens become likelier" part, which moves every canary alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gt_secure.audit.data_path import canary_tokens
+from gt_secure.update import UpdateVector
+
+
+def rare_token_canaries(used_texts: Sequence[str], n_canaries: int, length: int,
+                        seed: int) -> list[str]:
+    """``n_canaries`` distinct texts of ``length`` rare tokens each (none in ``used_texts``)."""
+    from gt_secure.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    ids = [i for enc in tokenizer(list(used_texts))["input_ids"] for i in enc]
+    used = torch.as_tensor(sorted(set(ids)) or [0])
+    rows = canary_tokens(used, len(tokenizer), n_canaries, length, seed)  # (m, length)
+    return [tokenizer.decode(row.tolist()) for row in rows]
+
+
+@torch.no_grad()
+def canary_losses(model: nn.Module, tokenizer: object, texts: Sequence[str],
+                  batch: int = 64) -> np.ndarray:
+    """(m,) each text's mean token NLL under ``model``."""
+    from gt_secure.models.scoring import encode
+    from gt_secure.organization._opacus import PerExampleLoss
+
+    model.eval()
+    loss = PerExampleLoss(model)
+    out = []
+    for start in range(0, len(texts), batch):
+        enc = encode(tokenizer, list(texts[start:start + batch]))  # type: ignore[arg-type]
+        out.append(loss(enc["input_ids"], enc["attention_mask"], enc["labels"]).double())
+    return torch.cat(out).numpy()
+
+
+def tinylm_scores(aggregate: UpdateVector, texts: Sequence[str]) -> np.ndarray:
+    """(m,) loss drops of the TinyLM with the aggregated update against the shipped TinyLM."""
+    from gt_secure.provider.adapter import adapted_model, fresh_lora
+
+    base, _, _, tokenizer = fresh_lora("tinylm")  # LoRA B = 0: the shipped TinyLM
+    return canary_losses(base, tokenizer, texts) - canary_losses(adapted_model(aggregate),
+                                                                 tokenizer, texts)
+
+
+def adapter_scores(adapter_dir: Path, texts: Sequence[str]) -> np.ndarray:
+    """(m,) loss drops of the LLM with the delivered PEFT adapter against the shipped LLM."""
+    from gt_secure.provider.adapter import fresh_lora, load_adapter
+
+    base, _, _, tokenizer = fresh_lora("llm")
+    return canary_losses(base, tokenizer, texts) - canary_losses(load_adapter(adapter_dir),
+                                                                 tokenizer, texts)

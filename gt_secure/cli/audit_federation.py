@@ -1,0 +1,83 @@
+"""``gt-secure audit federation``: audit what the federation released (canaries at one org).
+
+Runs the whole federation in Flower's simulation engine (3 organizations, the protocol's
+aggregation, the shipped translator) with rare-token canaries in ``--org``'s data, then scores
+the aggregated TinyLM update and the delivered LLM adapter against that organization's ledger
+claim (:mod:`gt_secure.audit.federation`). ``--bug`` plants a DP-SGD bug at ``--org`` (its ledger
+still records the plan); ``--with-control`` also runs the positive control (``noise_off``).
+
+Exit codes: 0 PASS (and, with ``--with-control``, the control detected); 1 FAIL (a bound above
+the claim) or INCONCLUSIVE (the control was not detected: the audit could not have found a
+violation); 2 usage or input error; 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+BUGS = ("clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4")
+
+
+def register_federation(sub: Any) -> None:
+    """Add ``audit federation``."""
+    fed = sub.add_parser("federation", help="audit the federation's released artifacts with "
+                         "canaries at one organization")
+    fed.add_argument("--org", default="bank", help="organization whose data holds the canaries")
+    fed.add_argument("--protocol", default="dp-sgd-secagg", help="protocol of the federation")
+    fed.add_argument("--n", type=int, default=64, help="number of canaries (half inserted)")
+    fed.add_argument("--local-steps", type=int, default=64, help="DP-SGD steps per organization")
+    fed.add_argument("--num-texts", type=int, default=16,
+                     help="each organization's own training texts")
+    fed.add_argument("--bug", choices=list(BUGS), help="plant a DP-SGD bug at --org")
+    fed.add_argument("--with-control", action="store_true",
+                     help="also run the positive control (noise off at --org)")
+    fed.add_argument("--seed", type=int, default=0, help="canary tokens and coins")
+    fed.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound")
+    fed.add_argument("--work-dir", type=Path, help="keep the federation's files here")
+    fed.add_argument("--out", type=Path, help="write federation_audit.json here")
+    fed.set_defaults(func=_federation)
+
+
+def _run(args: argparse.Namespace, bug: str | None, name: str) -> Any:
+    from gt_secure.audit.federation import FederationAuditConfig, run_federation_audit
+    from gt_secure.errors import InvalidFieldError
+
+    try:
+        cfg = FederationAuditConfig(protocol=args.protocol, org=args.org, n_canaries=args.n,
+                                    local_steps=args.local_steps, num_texts=args.num_texts,
+                                    seed=args.seed, beta=args.beta, bug=bug)
+    except ValueError as err:  # pydantic names the field
+        raise InvalidFieldError("federation audit", str(err).splitlines()[0], "valid") from err
+    work = None if args.work_dir is None else args.work_dir / name
+    return run_federation_audit(cfg, work)
+
+
+def _federation(args: argparse.Namespace) -> int:
+    from gt_secure.audit.strength import largest_detectable_epsilon
+
+    audits = {"audit": _run(args, args.bug, "audit")}
+    if args.with_control:
+        audits["control"] = _run(args, "noise_off", "control")
+    body: dict[str, Any] = {}
+    for name, audit in audits.items():
+        for r in audit.results:
+            print(f"{name} {r.organization} {r.attack}: AUC {r.metrics.auc:.3f}, eps_lb "
+                  f"{r.eps_lb:.3f} vs claimed {r.claimed_epsilon:.3f} (largest detectable "
+                  f"{largest_detectable_epsilon(r):.3f}) -> {r.verdict}")
+        body[name] = {"verdict": audit.verdict, "release_id": audit.release_id,
+                      "run_dir": audit.run_dir, "config": audit.config.model_dump(),
+                      "results": [json.loads(r.model_dump_json()) for r in audit.results]}
+    verdict = audits["audit"].verdict
+    if verdict == "PASS" and args.with_control and audits["control"].verdict != "FAIL":
+        verdict = "INCONCLUSIVE"  # the control was not detected: no power to find a violation
+    body["verdict"] = verdict
+    print(f"federation audit: {verdict}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "federation_audit.json"
+        path.write_text(json.dumps(body, indent=2))
+        print(f"wrote {path}")
+    return 0 if verdict == "PASS" else 1
