@@ -25,14 +25,26 @@ from gt_secure.update import UpdateVector
 
 def rare_token_canaries(used_texts: Sequence[str], n_canaries: int, length: int,
                         seed: int) -> list[str]:
-    """``n_canaries`` distinct texts of ``length`` rare tokens each (none in ``used_texts``)."""
+    """``n_canaries`` distinct texts of ``length`` rare tokens each: re-tokenized, none holds a
+    token of ``used_texts`` (draws that decode into a used piece are dropped)."""
+    from gt_secure.errors import InvalidFieldError
     from gt_secure.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer()
-    ids = [i for enc in tokenizer(list(used_texts))["input_ids"] for i in enc]
-    used = torch.as_tensor(sorted(set(ids)) or [0])
-    rows = canary_tokens(used, len(tokenizer), n_canaries, length, seed)  # (m, length)
-    return [tokenizer.decode(row.tolist()) for row in rows]
+    ids = {i for enc in tokenizer(list(used_texts))["input_ids"] for i in enc}
+    used = torch.as_tensor(sorted(ids) or [0])
+    free = len(tokenizer) - 4 - len(ids)
+    draws = min(2 * n_canaries, free // length)
+    if draws < n_canaries:
+        raise InvalidFieldError("n_canaries", n_canaries, f"<= {free // length} ({free} unused "
+                                f"tokens, {length} per canary)")
+    rows = canary_tokens(used, len(tokenizer), draws, length, seed)  # (draws, length)
+    texts = [str(tokenizer.decode(row.tolist())) for row in rows]
+    kept = [t for t in texts if not ids & set(tokenizer(t, add_special_tokens=False)["input_ids"])]
+    if len(kept) < n_canaries:
+        raise InvalidFieldError("n_canaries", n_canaries, f"<= {len(kept)} (rare-token texts "
+                                "that re-tokenize to unused tokens)")
+    return kept[:n_canaries]
 
 
 @torch.no_grad()

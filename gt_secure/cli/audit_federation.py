@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+FLAGS = {"n_canaries": "--n", "org": "--org"}
 BUGS = ("clipping_off", "noise_off", "steps_x2", "steps_x4", "sample_rate_x4")
 
 
@@ -42,6 +43,8 @@ def register_federation(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace, bug: str | None, name: str) -> Any:
+    from pydantic import ValidationError
+
     from gt_secure.audit.federation import FederationAuditConfig, run_federation_audit
     from gt_secure.errors import InvalidFieldError
 
@@ -49,8 +52,12 @@ def _run(args: argparse.Namespace, bug: str | None, name: str) -> Any:
         cfg = FederationAuditConfig(protocol=args.protocol, org=args.org, n_canaries=args.n,
                                     local_steps=args.local_steps, num_texts=args.num_texts,
                                     seed=args.seed, beta=args.beta, bug=bug)
-    except ValueError as err:  # pydantic names the field
-        raise InvalidFieldError("federation audit", str(err).splitlines()[0], "valid") from err
+    except ValidationError as err:  # one line naming the flag, the value and the constraint
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        flag = FLAGS.get(field, "--" + field.replace("_", "-"))
+        raise InvalidFieldError(f"{flag} ({field})", first.get("input"),
+                                str(first["msg"]).removeprefix("Input should be ")) from err
     work = None if args.work_dir is None else args.work_dir / name
     return run_federation_audit(cfg, work)
 
