@@ -3,7 +3,11 @@
 Run: ``python bench/audit_power.py [--audits ...] [--scale S] [--out FILE]`` (FILE defaults to
 docs/results/audit_power.json; one torch thread; seeds 0..N-1 per cell, N in ``DEFAULT_RUNS``),
 then
-``python bench/audit_power.py --tightness-epsilon 8`` appends tightness rows at claim 8. Audits:
+``python bench/audit_power.py --tightness-epsilon 8`` replaces the white-box tightness rows at
+claim 8: the Gaussian-DP one-run bound of full-batch DP-SGD with 8000 Dirac canaries
+(:func:`gt_secure.audit.tightness.audit_tightness`), claim from the RDP and from the PRV
+accountant, median/min/max over seeds, its positive control and ceiling (add
+``--tightness-data-path`` to re-measure the data-path audit's row at that claim too). Audits:
 
 * ``data_path_canary``: rare-token canary records through the real data path
   (:func:`gt_secure.audit.data_path.audit_org_data_path`, 256 canaries, N = 256, q = 1/8);
@@ -26,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import torch
@@ -42,6 +47,8 @@ from gt_secure.audit.gradient_canary import (
 )
 from gt_secure.audit.results import AuditResult
 from gt_secure.audit.strength import largest_detectable_epsilon
+from gt_secure.audit.tightness import audit_tightness, gdp_ceiling
+from gt_secure.ledger.accountant import AccountantName
 
 BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
 DEFAULT_RUNS = {"data_path_canary": {"none": 20, "steps_x2": 10, "steps_x4": 5,
@@ -89,25 +96,55 @@ def _tpr(result: AuditResult) -> dict[str, Any]:
     return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
 
 
-def append_tightness(out: Path, epsilon: float, runs: int) -> None:
-    """Append the canary audits' largest lower bound on the correct pipeline at ``epsilon``."""
+def _white_box_tightness(epsilon: float, accountant: AccountantName,
+                         runs: int) -> dict[str, Any]:
+    """The GDP white-box audit on the correct full-batch pipeline, seeds 0..runs-1."""
+    results, eps_delta, seconds = [], [], []
+    for seed in range(runs):
+        start = time.perf_counter()
+        r, ed = audit_tightness(epsilon, accountant=accountant, seed=seed)
+        seconds.append(time.perf_counter() - start)
+        results.append(r)
+        eps_delta.append(ed.epsilon)
+    first, gdp = results[0], [r.eps_lb for r in results]
+    # Opacus's PRV accountant overflows at z = 0: the positive control runs under the RDP claim.
+    control = audit_tightness(epsilon, accountant="rdp", bug="noise_off")[0]
+    return {"audit": f"gradient_canary_gdp_full_batch ({accountant} claim)",
+            "claimed_epsilon": round(first.claimed_epsilon, 4), "lower_bound": median(gdp),
+            "lower_bound_min": min(gdp), "lower_bound_max": max(gdp), "runs": runs,
+            "lower_bounds": [round(b, 3) for b in gdp], "mu_seed0": first.empirical_epsilon.mu,
+            "eps_delta_one_run_same_scores": [round(b, 3) for b in eps_delta],
+            "canaries": first.n_canaries, "seconds": round(median(seconds), 1),
+            "largest_detectable_epsilon": round(gdp_ceiling(first), 3),
+            "positive_control_noise_off": {"eps_lb": control.eps_lb, **_tpr(control)},
+            "correct_seed0": {"eps_lb": first.eps_lb, "auc": first.metrics.auc, **_tpr(first)}}
+
+
+def _data_path_tightness(epsilon: float, runs: int) -> dict[str, Any]:
+    """The data-path audit's largest one-run bound on the correct pipeline claimed at epsilon."""
+    cfg = DATA_PATH_DP_SGD.model_copy(update={"target_epsilon": epsilon})
+    results = [audit_org_data_path(cfg=cfg, seed=seed)[0] for seed in range(runs)]
+    return {"audit": "data_path_canary", "claimed_epsilon": round(results[0].claimed_epsilon, 4),
+            "lower_bound": max(r.eps_lb for r in results), "runs": runs}
+
+
+def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = False) -> None:
+    """Replace the white-box tightness rows at claim ``epsilon`` by a fresh measurement.
+
+    Other rows are kept; ``data_path`` also replaces the data-path row (3 seeds, as before).
+    """
     found = json.loads(out.read_text())
-    for audit in ("data_path_canary", "gradient_canary"):
-        bounds, claim = [], 0.0
-        for seed in range(runs):
-            if audit == "data_path_canary":
-                cfg = DATA_PATH_DP_SGD.model_copy(update={"target_epsilon": epsilon})
-                r = audit_org_data_path(cfg=cfg, seed=seed)[0]
-            else:
-                cfg = GRADIENT_AUDIT_DP_SGD.model_copy(update={"target_epsilon": epsilon,
-                                                               "seed": seed})
-                r = audit_org_dp_sgd(cfg=cfg, seed=seed)
-            bounds.append(r.eps_lb)
-            claim = r.claimed_epsilon
-        row = {"audit": audit, "claimed_epsilon": round(claim, 4), "lower_bound": max(bounds),
-               "runs": runs}
+    audits = ("gradient_canary", "data_path_canary") if data_path else ("gradient_canary",)
+    kept = [t for t in found["tightness"] if not (t["audit"].startswith(audits)
+                                                   and abs(t["claimed_epsilon"] - epsilon) < 0.1)]
+    if data_path:
+        kept.append(_data_path_tightness(epsilon, 3))
+    accountants: tuple[AccountantName, ...] = ("rdp", "prv")
+    for accountant in accountants:
+        row = _white_box_tightness(epsilon, accountant, runs)
         print(json.dumps(row), file=sys.stderr, flush=True)
-        found["tightness"].append(row)
+        kept.append(row)
+    found["tightness"] = kept
     out.write_text(json.dumps(found, indent=1) + "\n")
 
 
@@ -118,11 +155,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
     parser.add_argument("--tightness-epsilon", type=float,
                         help="only append tightness rows at this claim (needs --out written)")
-    parser.add_argument("--tightness-runs", type=int, default=3)
+    parser.add_argument("--tightness-runs", type=int, default=10)
+    parser.add_argument("--tightness-data-path", action="store_true",
+                        help="also re-measure the data-path audit's tightness row (3 seeds)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.tightness_epsilon is not None:
-        append_tightness(args.out, args.tightness_epsilon, args.tightness_runs)
+        append_tightness(args.out, args.tightness_epsilon, args.tightness_runs,
+                         args.tightness_data_path)
         return
     runners: dict[str, Callable[[str, int], AuditResult]] = {
         "data_path_canary": _data_path, "gradient_canary": _gradient}
