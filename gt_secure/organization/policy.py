@@ -99,6 +99,7 @@ class ReleaseRequest:
     clip_norm: float
     example: UnitRequest | None = None
     organization: UnitRequest | None = None
+    basis_sha256: str | None = None  # the public basis the release's coordinates are in
 
 
 class OrganizationPolicy(_Frozen):
@@ -110,6 +111,9 @@ class OrganizationPolicy(_Frozen):
     example: UnitPolicy | None = None
     organization: UnitPolicy | None = None
     ledger_keys: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    # SHA-256s of public bases (gt_secure.aggregation.ddp_basis) whose k coordinates this
+    # organization consents to release; empty: full-space releases only
+    public_bases: tuple[Annotated[str, Field(pattern="^[0-9a-f]{64}$")], ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganizationPolicy:
@@ -158,6 +162,9 @@ class OrganizationPolicy(_Frozen):
              request.min_organizations, f">= {self.min_organizations} (policy.min_organizations)")
         need(request.clip_norm <= self.max_clip_norm, "clip_norm", request.clip_norm,
              f"<= {self.max_clip_norm} (policy.max_clip_norm)")
+        need(request.basis_sha256 is None or request.basis_sha256 in self.public_bases,
+             "basis_sha256", request.basis_sha256,
+             f"one of {list(self.public_bases)} (policy.public_bases) or a full-space release")
         for unit in ("example", "organization"):
             out += _unit_refusals(unit, getattr(self, unit), getattr(request, unit))
         return out
