@@ -182,6 +182,26 @@ def default_guess_grid(m: int) -> list[tuple[int, int]]:
     return grid
 
 
+def guess_outcomes(scores: ArrayLike, labels: ArrayLike,
+                   guess_grid: Sequence[tuple[int, int]] | None = None
+                   ) -> list[tuple[int, int, int]]:
+    """``(k_pos, k_neg, correct)`` per grid entry: the top ``k_pos`` guessed in, bottom out.
+
+    ``guess_grid`` (default :func:`default_guess_grid`) must be fixed before scoring.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (m,)
+    y = np.asarray(labels, dtype=bool).reshape(-1)  # (m,)
+    m = s.size
+    grid = list(guess_grid) if guess_grid is not None else default_guess_grid(m)
+    for k_pos, k_neg in grid:
+        if k_pos < 0 or k_neg < 0 or k_pos + k_neg > m or k_pos + k_neg == 0:
+            raise InvalidFieldError("guess_grid", (k_pos, k_neg), f"k_pos + k_neg in [1, m={m}]")
+    order = np.argsort(-s, kind="stable")
+    return [(k_pos, k_neg,
+             int(y[order[:k_pos]].sum()) + int((~y[order[m - k_neg:]]).sum() if k_neg else 0))
+            for k_pos, k_neg in grid]
+
+
 def one_run_audit(
     scores: ArrayLike,
     labels: ArrayLike,
@@ -197,18 +217,11 @@ def one_run_audit(
     """
     _check(delta, beta)
     pos, neg = split_scores(scores, labels)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels, dtype=bool).reshape(-1)
-    m = s.size
-    grid = list(guess_grid) if guess_grid is not None else default_guess_grid(m)
-    for k_pos, k_neg in grid:
-        if k_pos < 0 or k_neg < 0 or k_pos + k_neg > m or k_pos + k_neg == 0:
-            raise InvalidFieldError("guess_grid", (k_pos, k_neg), f"k_pos + k_neg in [1, m={m}]")
-    order = np.argsort(-s, kind="stable")
+    m = pos.size + neg.size
+    outcomes = guess_outcomes(scores, labels, guess_grid)
     best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
-    for k_pos, k_neg in grid:
-        v = int(y[order[:k_pos]].sum()) + int((~y[order[m - k_neg:]]).sum() if k_neg else 0)
-        eps = one_run_epsilon(m, k_pos + k_neg, v, delta=delta, beta=beta / len(grid))
+    for k_pos, k_neg, v in outcomes:
+        eps = one_run_epsilon(m, k_pos + k_neg, v, delta=delta, beta=beta / len(outcomes))
         if eps > best[0]:
             best = (eps, k_pos, k_neg, v)
     eps, k_pos, k_neg, v = best

@@ -25,7 +25,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 from scipy.stats import norm
 
-from gt_secure.audit.empirical_epsilon import EpsilonBound, _check, default_guess_grid
+from gt_secure.audit.empirical_epsilon import EpsilonBound, _check, guess_outcomes
 from gt_secure.audit.metrics import split_scores
 from gt_secure.errors import InvalidFieldError
 
@@ -108,18 +108,11 @@ def gdp_one_run_audit(
     """
     _check(delta, beta)
     pos, neg = split_scores(scores, labels)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (m,)
-    y = np.asarray(labels, dtype=bool).reshape(-1)  # (m,)
-    m = s.size
-    grid = list(guess_grid) if guess_grid is not None else default_guess_grid(m)
-    for k_pos, k_neg in grid:
-        if k_pos < 0 or k_neg < 0 or k_pos + k_neg > m or k_pos + k_neg == 0:
-            raise InvalidFieldError("guess_grid", (k_pos, k_neg), f"k_pos + k_neg in [1, m={m}]")
-    order = np.argsort(-s, kind="stable")
+    m = pos.size + neg.size
+    outcomes = guess_outcomes(scores, labels, guess_grid)
     best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
-    for k_pos, k_neg in grid:
-        v = int(y[order[:k_pos]].sum()) + int((~y[order[m - k_neg:]]).sum() if k_neg else 0)
-        mu = gdp_mu_lower_bound(m, k_pos + k_neg, v, beta / len(grid))
+    for k_pos, k_neg, v in outcomes:
+        mu = gdp_mu_lower_bound(m, k_pos + k_neg, v, beta / len(outcomes))
         if mu > best[0]:
             best = (mu, k_pos, k_neg, v)
     mu, k_pos, k_neg, v = best
