@@ -134,7 +134,8 @@ def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = Fal
     Other rows are kept; ``data_path`` also replaces the data-path row (3 seeds, as before).
     """
     found = json.loads(out.read_text())
-    audits = ("gradient_canary", "data_path_canary") if data_path else ("gradient_canary",)
+    gdp = "gradient_canary_gdp"
+    audits = (gdp, "data_path_canary") if data_path else (gdp,)
     kept = [t for t in found["tightness"] if not (t["audit"].startswith(audits)
                                                    and abs(t["claimed_epsilon"] - epsilon) < 0.1)]
     if data_path:
