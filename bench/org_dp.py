@@ -97,9 +97,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     all_updates = org_updates(max(args.orgs), args.texts, args.steps)
     draws: list[dict[str, Any]] = []
     for n in args.orgs:
-        path = CACHE / f"draws_{n}.json"
+        path = CACHE / f"draws_{n}_k{args.k}.json"
         if args.reuse and path.exists():
-            draws += json.loads(path.read_text())
+            draws += [d for p in sorted(CACHE.glob(f"draws_{n}_k*.json"))
+                      for d in json.loads(p.read_text())]  # every k measured at n
             continue
         got = run_orgs(n, list(all_updates[:n]), full, scorer, args)
         path.write_text(json.dumps(got))

@@ -55,5 +55,5 @@ if __name__ == "__main__":
     from gt_secure.provider.public_basis import public_updates
 
     torch.set_num_threads(2)
-    print(public_updates(12, 128, CACHE).shape, flush=True)
+    print([a.shape for a in public_updates(12, 128, CACHE)], flush=True)
     print(org_updates(100, 64, 8).shape, flush=True)

@@ -129,6 +129,19 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
                      == (n, eps, mode, k)), None)
 
     out = []
+    for r in sorted((r for r in rows if r["mode"] == "none" and r["k"] == k),
+                    key=lambda r: r["orgs"]):
+        out.append(f"- Projection alone (no noise, k = {k}), {r['orgs']} orgs: TinyLM gain "
+                   f"fraction {r['tinylm_gain_fraction']:.2f} (what a k-dim release keeps before noise).")
+    for r in sorted((r for r in rows if r["mode"] == "none" and r["k"] == 2048),
+                    key=lambda r: r["orgs"]):
+        out.append(f"- {r['orgs']} orgs: base TinyLM perplexity {r['ppl_base']:.0f}, non-private "
+                   f"{r['ppl']:.0f}; base LLM {r['llm_ppl_base']:.0f}, translated non-private "
+                   f"mean {r['llm_ppl']:.0f}"
+                   + (" (no LLM gain to keep: LLM gain fractions undefined)"
+                      if r["llm_ppl"] >= r["llm_ppl_base"] else "") + "; Flower round with "
+                   f"every setting of this n batched: "
+                   f"{_fmt(_batched(rows, r['orgs']), '.0f')} s.")
     for n, eps in ((10, 8.0), (100, 2.0)):
         r = get(n, eps, "distributed")
         if r is not None:
@@ -146,3 +159,8 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
                    f"(relative gap {gap:+.0%}; target <= 10%: "
                    f"{'met' if gap <= 0.10 else 'MISSED'}).")
     return out
+
+
+def _batched(rows: list[dict[str, Any]], n: int) -> float | None:
+    return next((r["batched_round_s"] for r in rows if r["orgs"] == n
+                 and r.get("batched_round_s") is not None), None)

@@ -81,7 +81,7 @@ def test_k_dim_share_decodes_to_the_projection_and_the_ledger_records_the_basis(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureRandomnessWarning)
         shares = [basis_share(u, basis, params, rng, secure_mode=False) for u in updates]
-    flower_mean = sum(s.wire for s in shares) / 3  # what Flower dequantizes
+    flower_mean = np.sum([s.wire for s in shares], axis=0) / 3  # what Flower dequantizes
     total = decode_sum(flower_mean, 3, params)  # (k,)
     exact = sum((s.rounded + s.noise) for s in shares) * params.scale
     assert np.allclose(total, exact) and total.shape == (6,)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from gt_secure.app.mods import secagg_route_mod
 from gt_secure.organization.ddp_share import basis_share
 
 REPO = Path(__file__).resolve().parents[2]
-BACKEND = {"client_resources": {"num_cpus": 1},
+BACKEND: dict[str, Any] = {"client_resources": {"num_cpus": 1},
            "init_args": {"num_cpus": 2, "logging_level": "ERROR"}}
 D, K, NODES = 300, 5, 3
 
