@@ -215,8 +215,10 @@ def build_report(results: Sequence[AuditResult],
 
 
 def embeddable(text: str) -> str:
-    """JSON ``text`` safe inside ``<script>``: ``</`` written as the equivalent ``<\\/``."""
-    return text.replace("</", "<\\/")
+    """JSON ``text`` safe inside ``<script>``: ``<``, ``>`` and ``&`` written as their JSON
+    escapes (``\\u003c`` ...), so the page's parser never sees markup; it decodes to the same
+    JSON."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def report_hash(data: dict[str, Any]) -> str:

@@ -54,7 +54,7 @@ def _load(data: dict[str, Any]) -> Any:
 
 def verify_report(directory: str | Path, expected: str | None = None) -> ReportCheck:
     """Check ``directory``'s audit.json and audit.html; raise only when a file is missing."""
-    from gt_secure.audit.report import EMBED_ID, report_hash
+    from gt_secure.audit.report import EMBED_ID, embeddable, report_hash
 
     directory = Path(directory)
     paths = {name: directory / name for name in ("audit.json", "audit.html")}
@@ -87,7 +87,7 @@ def verify_report(directory: str | Path, expected: str | None = None) -> ReportC
     embedded = _EMBED.search(page)
     if embedded is None or embedded.group(1) != EMBED_ID:
         problems.append("audit.html: no embedded report JSON")
-    elif embedded.group(2).replace("<\\/", "</") != text:
+    elif embedded.group(2) != embeddable(text):
         problems.append("audit.html: its embedded report differs from audit.json")
     if f"<code id='report-sha256'>{recorded}</code>" not in page:
         problems.append(f"audit.html: does not show report SHA-256 {recorded}")

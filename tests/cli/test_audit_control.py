@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -49,12 +51,18 @@ def test_positive_control_detects_so_the_pass_is_clean(audited: Path) -> None:
     assert "id='positive-control'" in page and "<td class='PASS'>yes</td>" in page
 
 
+@pytest.mark.slow
 def test_weak_control_makes_the_run_inconclusive(audited: Path, tmp_path: Path) -> None:
+    """The same 48 canaries, a control trained 1 epoch: it cannot exceed the claim, so the
+    target's PASS is empty (the default suite's 8-canary case is in test_audit_config)."""
     run = cli("audit", "run", "--target", str(audited / "model"), "--tokenizer", "byte",
               "--manifest", str(audited / "m.json"), "--claimed-epsilon", "1", "--delta",
               "1e-5", "--attack", "loss", "--control-epochs", "1", "--out", str(tmp_path / "o"))
     assert run.code == 1 and "NOT detected" in run.out and "verdict: INCONCLUSIVE" in run.out
     assert json.loads((tmp_path / "o" / "audit.json").read_text())["verdict"] == "INCONCLUSIVE"
+
+
+def test_control_epochs_must_train(audited: Path, tmp_path: Path) -> None:
     run = cli("audit", "run", "--target", str(audited / "model"), "--tokenizer", "byte",
               "--manifest", str(audited / "m.json"), "--claimed-epsilon", "1", "--delta",
               "1e-5", "--control-epochs", "0", "--out", str(tmp_path / "z"))
@@ -90,3 +98,43 @@ def test_verify_report_checks_hash_and_page(audited: Path, tmp_path: Path) -> No
         assert problem in run.out, (problem, run.out)
     run = cli("audit", "verify-report", str(tmp_path / "nope"))
     assert run.code == 2 and "no audit.json" in one_line(run.err)
+
+
+class _Page(HTMLParser):
+    """Visible text and the embedded report of a DOM as the browser built it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.embedded = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._in = dict(attrs).get("id") or tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in is None:
+            self.text.append(data)
+        elif self._in == "gt-secure-audit-report":
+            self.embedded += data
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium not installed")
+def test_browser_shows_the_hash_and_the_control(audited: Path) -> None:
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                          "--dump-dom", (audited / "out" / "audit.html").resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    page = _Page()
+    page.feed(dom)
+    visible = " ".join(" ".join(page.text).split())
+    report = json.loads((audited / "out" / "audit.json").read_text())
+    assert json.loads(page.embedded) == report  # the embedded JSON, intact in the DOM
+    assert f"report SHA-256 {report['report_sha256']}" in visible
+    assert "Positive control: the same attacks, canaries and claim on a non-private" in visible
+    assert re.search(r"loss \d\.\d{3} \d\.\d{3} 1 yes", visible), visible
+    assert "overall verdict PASS" in visible
