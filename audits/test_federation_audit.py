@@ -7,8 +7,9 @@ scores every canary exactly 0 (loss drop); a bad CLI setting is a one-line usage
 
 ``slow``: the whole federation (Flower simulation engine, 3 organizations, SecAgg+, shipped
 translator) with 64 canaries at the bank, 64 local steps, 16 texts per organization; the correct
-pipeline must PASS, and the positive control (noise off at the bank) is run and its bound is
-recorded (see docs/benchmarks.md "Audit power": this audit has little power).
+pipeline must PASS. The positive controls (noise off at the bank; a non-private fine-tune scored
+directly) are strict ``xfail``: measured, this audit has no power (docs/benchmarks.md "Audit
+power"); a control that starts failing the claim turns them into errors to update the docs.
 """
 
 from __future__ import annotations
@@ -100,16 +101,35 @@ def test_config_names_the_bad_field() -> None:
         FederationAuditConfig(bug="typo")  # type: ignore[arg-type]
 
 
+SETTINGS = {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "seed": 0}
+
+
 @pytest.mark.slow
-def test_federation_audit_passes_correct_pipeline_and_runs_its_control(_checkpoint,
-                                                                      tmp_path: Path) -> None:
-    settings = {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "seed": 0}
-    audit = run_federation_audit(FederationAuditConfig(**settings), tmp_path / "ok")
+def test_federation_audit_passes_the_correct_pipeline(_checkpoint, tmp_path: Path) -> None:
+    audit = run_federation_audit(FederationAuditConfig(**SETTINGS), tmp_path)
     assert audit.verdict == "PASS"
     assert [r.attack for r in audit.results] == ["federation_tinylm_update",
                                                  "federation_adapter"]
     assert all(r.claimed_epsilon == pytest.approx(1.0, abs=0.02) for r in audit.results)
-    control = run_federation_audit(FederationAuditConfig(**settings, bug="noise_off"),
-                                   tmp_path / "control")
-    assert all(r.claimed_epsilon == audit.results[0].claimed_epsilon for r in control.results)
-    assert all(0.0 <= r.eps_lb for r in control.results)  # recorded in the summary
+    assert all(r.ledger_release_ids == [audit.release_id] for r in audit.results)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: no power (docs/benchmarks.md 'Audit power'); "
+                   "noise off at one organization is not detected through SecAgg+'s clipped "
+                   "mean of 3 updates and the translator")
+def test_federation_audit_detects_noise_off_at_one_organization(_checkpoint,
+                                                               tmp_path: Path) -> None:
+    control = run_federation_audit(FederationAuditConfig(**SETTINGS, bug="noise_off"), tmp_path)
+    assert control.results[0].claimed_epsilon == pytest.approx(1.0, abs=0.02)  # still claimed
+    assert control.verdict == "FAIL"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: a non-private fine-tune of rank-2 LoRA on 16 "
+                   "texts + 32 canaries reaches eps_lb 0.14 (TinyLM) / 0 (adapter) at 200 steps")
+def test_scores_detect_a_non_private_fine_tune(_checkpoint, tmp_path: Path) -> None:
+    from gt_secure.audit.federation import nonprivate_control
+
+    results = nonprivate_control(FederationAuditConfig(**SETTINGS), 1.0, 1e-5, tmp_path)
+    assert all(r.verdict == "FAIL" for r in results)

@@ -159,3 +159,43 @@ def run_federation_audit(cfg: FederationAuditConfig,
             is_member=[bool(c) for c in coins]))
     return FederationAudit(config=cfg, results=results, release_id=release_id,
                            run_dir=str(work))
+
+
+def nonprivate_control(cfg: FederationAuditConfig, claim: float, delta: float, work: Path,
+                       steps: int = 200) -> list[AuditResult]:
+    """The scores' own positive control, outside the federation: ``cfg.org``'s texts plus the
+    "in" canaries fine-tuned WITHOUT DP for ``steps`` steps (no update clip, no averaging), the
+    update translated by the shipped translator, both artifacts scored against ``claim``. It
+    shows whether the scoring can detect a leak at all, before SecAgg+'s mean and clip dilute it.
+    """
+    import copy
+
+    from gt_secure.audit.federation_scores import adapter_scores, tinylm_scores
+    from gt_secure.data.organizations import org_texts
+    from gt_secure.models.loading import load_base
+    from gt_secure.organization.canaries import with_canaries
+    from gt_secure.provider.service import finish_round, load_translator
+    from gt_secure.update.finetune import FinetuneConfig, finetune_lora
+    from gt_secure.update.lora import attach_lora, extract_update, lora_state, update_layout
+
+    texts, coins = _canaries(cfg)
+    data = with_canaries(org_texts(cfg.org, "train", cfg.num_texts),
+                         [t for t, c in zip(texts, coins, strict=True) if c])
+    base, tokenizer = load_base("tinylm")
+    model = attach_lora(copy.deepcopy(base))
+    initial = lora_state(model)
+    finetune_lora(model, tokenizer, data, FinetuneConfig(steps=steps, seed=cfg.seed))
+    update = extract_update(model, initial, update_layout(model, "tinylm"))
+    adapter = Path(finish_round(update, load_translator(), work, evaluate=False).adapter_dir)
+    scores = {ARTIFACTS[0]: tinylm_scores(update, texts),
+              ARTIFACTS[1]: adapter_scores(adapter, texts)}
+    results = []
+    for artifact, s in scores.items():
+        bound = one_run_audit(s, coins, delta=delta, beta=cfg.beta)
+        results.append(AuditResult(
+            organization=f"{cfg.org}: non-private fine-tune (control)", attack=artifact,
+            metrics=attack_metrics(s, coins), empirical_epsilon=bound, claimed_epsilon=claim,
+            delta=delta, verdict=verdict(bound.epsilon, claim), canary_seed=cfg.seed,
+            split_seed=cfg.seed + 1, n_canaries=cfg.n_canaries,
+            scores=[float(x) for x in s], is_member=[bool(c) for c in coins]))
+    return results
