@@ -7,6 +7,10 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "GT_SECURE_CACHE_DIR" not in os.environ:  # ledger verification caches: per test session
+    import tempfile
+
+    os.environ["GT_SECURE_CACHE_DIR"] = tempfile.mkdtemp(prefix="gt-secure-cache-")
 
 import torch  # noqa: E402
 

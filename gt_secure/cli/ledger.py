@@ -96,7 +96,8 @@ def _views(args: argparse.Namespace) -> list[LedgerView]:
     for path in args.ledger:
         entries, lines, budgets = _read(path)
         check = None if trusted is None else verify_ledger(
-            path, trusted, Tolerance(args.rtol, args.atol), **ledger_log.external(args))
+            path, trusted, Tolerance(args.rtol, args.atol), cache=not args.no_cache,
+            **ledger_log.external(args))
         views.append(LedgerView(path, entries, check, signers, budgets, lines))
     return views
 
@@ -207,7 +208,7 @@ def _add_reading(sub: argparse.ArgumentParser, keys: str = "or-unverified") -> N
     sub.add_argument("--ledger", type=Path, required=True, nargs="+" if several else None,
                      metavar="PATH", help="ledger JSONL file(s); several give a roll-up"
                      if several else "ledger JSONL file")
-    sub.set_defaults(unverified=False, trusted_keys=None, policy=None)
+    sub.set_defaults(unverified=False, trusted_keys=None, policy=None, no_cache=False)
     if not several:
         return
     group = sub.add_mutually_exclusive_group(required=keys == "required")
@@ -224,6 +225,9 @@ def _add_reading(sub: argparse.ArgumentParser, keys: str = "or-unverified") -> N
                      help="relative tolerance between the two accountants (default: 0.05)")
     sub.add_argument("--atol", type=float, default=0.05,
                      help="absolute tolerance between the two accountants (default: 0.05)")
+    sub.add_argument("--no-cache", action="store_true",
+                     help="recompute every epsilon; by default lines whose prefix this machine "
+                     "verified before reuse its own earlier recomputation (~/.cache/gt-secure)")
 
 
 def _add_filters(sub: argparse.ArgumentParser) -> None:

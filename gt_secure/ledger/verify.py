@@ -43,6 +43,7 @@ from gt_secure.ledger.header import LedgerHeader
 from gt_secure.ledger.log import LedgerScan, checkpoint_path, split_lines
 from gt_secure.ledger.merkle import MerkleTree
 from gt_secure.ledger.signing import TrustedKey, verify_signature
+from gt_secure.ledger.verify_cache import AccountingCache, Values
 
 RECORD_RTOL = 1e-6
 
@@ -130,41 +131,54 @@ def _close(recorded: float | None, recomputed: float) -> bool:
     return abs(recorded - recomputed) <= RECORD_RTOL * max(1.0, abs(recomputed))
 
 
+def _recompute(previous: list[LedgerEntry], entry: LedgerEntry) -> Values:
+    """Opacus spent/total, then dp-accounting's reference spent/total, of ``entry``."""
+    assert entry.accountant is not None and entry.delta is not None and entry.unit is not None
+    projection = budget.project(previous, entry.org_id, entry.mechanisms, entry.delta,
+                                entry.accountant)
+    method = REFERENCE_METHOD[entry.accountant]
+    history = [m for e in budget.releases_of(previous, entry.org_id, entry.unit)
+               for m in e.mechanisms] + list(entry.mechanisms)
+    return (projection.epsilon_spent, projection.epsilon_total,
+            reference_epsilon(entry.mechanisms, entry.delta, method),
+            reference_epsilon(history, entry.delta, method))
+
+
 def _check_epsilon(
-    previous: list[LedgerEntry], entry: LedgerEntry, line: int, tolerance: Tolerance
+    previous: list[LedgerEntry], entry: LedgerEntry, line: int, tolerance: Tolerance,
+    cache: AccountingCache | None,
 ) -> tuple[list[Issue], EpsilonCheck | None]:
     def issue(check: str, message: str) -> Issue:
         return Issue(line, entry.release_id, check, message)
 
-    assert entry.accountant is not None and entry.delta is not None and entry.unit is not None
-    try:
-        projection = budget.project(previous, entry.org_id, entry.mechanisms, entry.delta,
-                                    entry.accountant)
-    except InvalidFieldError as err:
-        return [issue("epsilon", str(err))], None
+    assert entry.accountant is not None and entry.unit is not None
+    values = cache.get() if cache is not None else None
+    if values is None:
+        try:
+            values = _recompute(previous, entry)
+        except InvalidFieldError as err:
+            return [issue("epsilon", str(err))], None
+        if cache is not None:
+            cache.put(values)
+    spent, total, ref_spent, ref_total = values
     issues = []
-    if not _close(entry.epsilon_spent, projection.epsilon_spent):
+    if not _close(entry.epsilon_spent, spent):
         issues.append(issue("epsilon", f"epsilon_spent={entry.epsilon_spent} but Opacus "
-                            f"{entry.accountant} gives {projection.epsilon_spent}"))
-    if not _close(entry.epsilon_total, projection.epsilon_total):
+                            f"{entry.accountant} gives {spent}"))
+    if not _close(entry.epsilon_total, total):
         issues.append(issue("epsilon", f"epsilon_total={entry.epsilon_total} but Opacus "
-                            f"{entry.accountant} gives {projection.epsilon_total}"))
-    if entry.budget_epsilon is not None and not projection.epsilon_total <= entry.budget_epsilon:
-        issues.append(issue("budget", f"epsilon_total={projection.epsilon_total} exceeds "
+                            f"{entry.accountant} gives {total}"))
+    if entry.budget_epsilon is not None and not total <= entry.budget_epsilon:
+        issues.append(issue("budget", f"epsilon_total={total} exceeds "
                             f"budget_epsilon={entry.budget_epsilon}"))
     method = REFERENCE_METHOD[entry.accountant]
-    history = [m for e in budget.releases_of(previous, entry.org_id, entry.unit)
-               for m in e.mechanisms] + list(entry.mechanisms)
-    ref_spent = reference_epsilon(entry.mechanisms, entry.delta, method)
-    ref_total = reference_epsilon(history, entry.delta, method)
-    for name, ours, ref in (("epsilon_spent", projection.epsilon_spent, ref_spent),
-                            ("epsilon_total", projection.epsilon_total, ref_total)):
+    for name, ours, ref in (("epsilon_spent", spent, ref_spent),
+                            ("epsilon_total", total, ref_total)):
         if not tolerance.agree(ours, ref):
             issues.append(issue("reference", f"{name}: Opacus {entry.accountant} {ours:.6g} vs "
                                 f"dp-accounting {method} {ref:.6g} disagree beyond {tolerance}"))
     check = EpsilonCheck(line, entry.release_id, entry.org_id, entry.unit, entry.epsilon_spent,
-                         projection.epsilon_spent, ref_spent, entry.epsilon_total or 0.0,
-                         projection.epsilon_total, ref_total)
+                         spent, ref_spent, entry.epsilon_total or 0.0, total, ref_total)
     return issues, check
 
 
@@ -174,11 +188,13 @@ def verify_ledger(
     tolerance: Tolerance | None = None,
     checkpoint: str | None = None,
     receipt: str | None = None,
+    cache: bool = False,
 ) -> VerifyReport:
     """Check every line of the ledger at ``path``; never raises on a bad ledger, reports it.
 
     ``checkpoint`` (signed by the owner) or ``receipt`` (also cosigned by another trusted party)
-    is a signed checkpoint kept outside the ledger: the ledger must extend it.
+    is a signed checkpoint kept outside the ledger: the ledger must extend it. ``cache`` reuses
+    this machine's own earlier recomputations of unchanged prefixes (:mod:`.verify_cache`).
     """
     path = Path(path)
     tolerance = tolerance or Tolerance()
@@ -189,9 +205,14 @@ def verify_ledger(
     checks: list[EpsilonCheck] = []
     parsed: list[LedgerEntry] = []
     expected_prev = sha256_hex(scan.lines[0]) if scan.lines else GENESIS_HASH
+    memo = AccountingCache(scan.lines[0]) if cache and scan.lines else None
+    if memo is not None:
+        memo.advance(scan.lines[0])
     for number, raw in enumerate(scan.lines[1:], start=2):
         rid = _release_id_of(raw)
         prev, expected_prev = expected_prev, sha256_hex(raw)
+        if memo is not None:
+            memo.advance(raw)
         try:
             entry = LedgerEntry.model_validate_json(raw)
         except ValidationError as err:
@@ -212,7 +233,7 @@ def verify_ledger(
         if entry.kind == "release":
             issues.extend(Issue(number, rid, check, message)
                           for check, message in _header_rules(header, entry))
-            found, check = _check_epsilon(parsed, entry, number, tolerance)
+            found, check = _check_epsilon(parsed, entry, number, tolerance, memo)
             issues.extend(found)
             if check is not None:
                 checks.append(check)
@@ -221,6 +242,8 @@ def verify_ledger(
             issues.append(Issue(number, rid, "owner", f"release of org_id={entry.org_id!r} in "
                                 f"the ledger of {header.owner!r}"))
         parsed.append(entry)
+    if memo is not None:
+        memo.save()
     notes: list[str] = []
     if header is not None:
         found_log, notes = _log_issues(path, scan, header, trusted, checkpoint, receipt)
