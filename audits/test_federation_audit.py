@@ -7,9 +7,10 @@ scores every canary exactly 0 (loss drop); a bad CLI setting is a one-line usage
 
 ``slow``: the whole federation (Flower simulation engine, 3 organizations, SecAgg+, shipped
 translator) with 64 canaries at the bank, 64 local steps, 16 texts per organization; the correct
-pipeline must PASS. The positive controls (noise off at the bank; a non-private fine-tune scored
-directly) are strict ``xfail``: measured, this audit has no power (docs/benchmarks.md "Audit
-power"); a control that starts failing the claim turns them into errors to update the docs.
+pipeline must PASS. Positive controls: noise off at the bank is a strict ``xfail`` (measured, the
+federation audit does not detect it: docs/benchmarks.md "Audit power"; if it starts to, the
+test errors so the docs get updated); the scores themselves must FAIL a non-private fine-tune
+of the bank's data scored before SecAgg+ and the translator (TinyLM update).
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ def test_federation_audit_detects_noise_off_at_one_organization(_checkpoint,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured: a non-private fine-tune of rank-2 LoRA on 16 "
-                   "texts + 32 canaries reaches eps_lb 0.14 (TinyLM) / 0 (adapter) at 200 steps")
 def test_scores_detect_a_non_private_fine_tune(_checkpoint, tmp_path: Path) -> None:
+    """The scores' own positive control: the bank's texts + "in" canaries fine-tuned without DP
+    (800 steps, no update clip, no mean) must FAIL the claim on the TinyLM update."""
     from gt_secure.audit.federation import nonprivate_control
 
-    results = nonprivate_control(FederationAuditConfig(**SETTINGS), 1.0, 1e-5, tmp_path)
-    assert all(r.verdict == "FAIL" for r in results)
+    tinylm, adapter = nonprivate_control(FederationAuditConfig(**SETTINGS), 1.0, 1e-5, tmp_path,
+                                         steps=800)
+    assert tinylm.verdict == "FAIL", tinylm.empirical_epsilon
+    assert adapter.attack == "federation_adapter"  # measured: the translator loses the signal

@@ -7,8 +7,11 @@ the shipped translator), 64 rare-token canaries in the bank's data (half inserte
 steps, 16 own texts per organization (:func:`gt_secure.audit.federation.run_federation_audit`);
 the bug is planted at the bank only, whose ledger still records the planned mechanism. One run
 scores both artifacts, so each run gives one row per audit (``federation_tinylm_update``,
-``federation_adapter``). Rows of these audits in F are replaced, every other row is kept
-(``bench/audit_power.py`` owns those), as are the power rows of the other audits.
+``federation_adapter``). Then the scores' own positive control
+(:func:`~gt_secure.audit.federation.nonprivate_control`: the bank's texts + "in" canaries
+fine-tuned without DP, ``--control-steps`` steps, translated, scored). Rows of these audits in
+F are replaced, every other row is kept (``bench/audit_power.py`` owns those), as are the power
+rows of the other audits.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from gt_secure.audit.federation import ARTIFACTS, FederationAuditConfig, run_federation_audit
+from gt_secure.audit.federation import (
+    ARTIFACTS,
+    FederationAuditConfig,
+    nonprivate_control,
+    run_federation_audit,
+)
 from gt_secure.audit.results import AuditResult
 from gt_secure.audit.strength import largest_detectable_epsilon
 
@@ -46,6 +55,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["none=2", "noise_off=2", "steps_x4=1"],
                         help="bug=runs (seeds 0..runs-1)")
     parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
+    parser.add_argument("--control-steps", type=int, default=800,
+                        help="steps of the non-private fine-tune scored as the scores' control")
     args = parser.parse_args()
     cells = [(bug, int(n)) for bug, n in (item.split("=") for item in args.runs)]
     rows: list[dict[str, Any]] = []
@@ -78,6 +89,17 @@ def main() -> None:
                       next(r for (b, x), r in firsts.items() if x == a)), 3)}
                  for a in ARTIFACTS]
         merge(args.out, rows, power)  # after every cell: a long grid keeps what it measured
+    first = next(iter(firsts.values()))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        control = nonprivate_control(FederationAuditConfig(**SETTINGS), first.claimed_epsilon,
+                                     first.delta, Path(work), steps=args.control_steps)
+    seconds = time.perf_counter() - start
+    for entry, c in zip(power, control, strict=True):
+        entry[f"positive_control_nonprivate_{args.control_steps}_steps"] = {
+            "eps_lb": c.eps_lb, "auc": c.metrics.auc, "verdict": c.verdict,
+            "seconds": round(seconds, 1), **_tpr(c)}
+    merge(args.out, rows, power)
     for row in rows:
         print(json.dumps(row))
 

@@ -17,7 +17,12 @@ Each gets the one-run lower bound of Steinke, Nasr & Jagielski (NeurIPS 2023,
 organization's own ledger (its example-level entry for this release). Either bound above the
 claim is a violation. A planted ``bug`` (:mod:`gt_secure.audit.federation_app`) makes that
 organization run a wrong DP-SGD while recording the planned one: the positive control is
-``noise_off``.
+``noise_off``. :func:`nonprivate_control` is the scores' own positive control (no federation).
+
+Power, measured (docs/benchmarks.md "Audit power"): with the shipped rank-2 TinyLM LoRA, the
+protocol's update clip and the mean over 3 organizations, noise off at one organization is not
+detected; the scores detect a non-private fine-tune on the TinyLM update, not through the
+translator.
 """
 
 from __future__ import annotations
@@ -162,7 +167,7 @@ def run_federation_audit(cfg: FederationAuditConfig,
 
 
 def nonprivate_control(cfg: FederationAuditConfig, claim: float, delta: float, work: Path,
-                       steps: int = 200) -> list[AuditResult]:
+                       steps: int = 800) -> list[AuditResult]:
     """The scores' own positive control, outside the federation: ``cfg.org``'s texts plus the
     "in" canaries fine-tuned WITHOUT DP for ``steps`` steps (no update clip, no averaging), the
     update translated by the shipped translator, both artifacts scored against ``claim``. It
