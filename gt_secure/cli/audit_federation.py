@@ -71,9 +71,12 @@ def _federation(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {}
     for name, audit in audits.items():
         for r in audit.results:
+            ceiling = largest_detectable_epsilon(r)
+            reach = "" if r.claimed_epsilon < ceiling else ": the claim is out of reach of "
+            reach += f"{r.n_canaries} canaries" if reach else ""
             print(f"{name} {r.organization} {r.attack}: AUC {r.metrics.auc:.3f}, eps_lb "
                   f"{r.eps_lb:.3f} vs claimed {r.claimed_epsilon:.3f} (largest detectable "
-                  f"{largest_detectable_epsilon(r):.3f}) -> {r.verdict}")
+                  f"{ceiling:.3f}{reach}) -> {r.verdict}")
         body[name] = {"verdict": audit.verdict, "release_id": audit.release_id,
                       "run_dir": audit.run_dir, "config": audit.config.model_dump(),
                       "results": [json.loads(r.model_dump_json()) for r in audit.results]}
