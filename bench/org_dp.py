@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--eps", type=float, nargs="+", default=[8.0, 4.0, 2.0, 1.0])
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--k-sweep", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
-    parser.add_argument("--sweep-orgs", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--sweep-orgs", type=int, nargs="*", default=[10, 100])
     parser.add_argument("--sweep-eps", type=float, default=4.0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--texts", type=int, default=64)

@@ -89,6 +89,7 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The docs/benchmarks.md section (table of every row, plot, notes on the targets)."""
     for r in rows:
         r["sweep"] = r["orgs"] in args.sweep_orgs and r["epsilon"] == args.sweep_eps
+        r["sweep_eps"] = args.sweep_eps
     plot(rows, args.k)
     lines = [
         "## Organization-level DP", "",
@@ -105,7 +106,13 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "Gaussian noise calibrated to the same epsilon; none = no noise (k = 2048: the full "
         "update, the reference of the gain fractions). LLM = the shipped translator applied to "
         "the reconstructed aggregate. round s / bytes: a Flower round releasing one k-dim "
-        "block alone.", "",
+        "block alone (not run at 100 orgs: there only the batched round below; round times "
+        "depend on the shared machine's load at the time). The shares are sized for 70% "
+        "survivors while all vectors reach the sum (dropouts after masking), so the "
+        "distributed sum carries 1/0.7 of the target noise variance (noise std x1.2 against "
+        "central: compare the noise L2 columns). k-dim rows at the main k "
+        "cover every n and epsilon; other k: the k sweep at the sweep epsilon (and any "
+        "further k run with --k).", "",
         "| orgs | epsilon | mode | k | z | TinyLM ppl | TinyLM gain fraction | LLM ppl "
         "| LLM gain fraction | noise L2 | round s | bytes/org |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -132,7 +139,8 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
     for r in sorted((r for r in rows if r["mode"] == "none" and r["k"] == k),
                     key=lambda r: r["orgs"]):
         out.append(f"- Projection alone (no noise, k = {k}), {r['orgs']} orgs: TinyLM gain "
-                   f"fraction {r['tinylm_gain_fraction']:.2f} (what a k-dim release keeps before noise).")
+                   f"fraction {r['tinylm_gain_fraction']:.2f} (what a k-dim release keeps "
+                   "before noise).")
     for r in sorted((r for r in rows if r["mode"] == "none" and r["k"] == 2048),
                     key=lambda r: r["orgs"]):
         out.append(f"- {r['orgs']} orgs: base TinyLM perplexity {r['ppl_base']:.0f}, non-private "
@@ -142,6 +150,13 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
                       if r["llm_ppl"] >= r["llm_ppl_base"] else "") + "; Flower round with "
                    f"every setting of this n batched: "
                    f"{_fmt(_batched(rows, r['orgs']), '.0f')} s.")
+    for n in sorted({r["orgs"] for r in rows if r.get("sweep")}):
+        sweep = {r["k"]: r["tinylm_gain_fraction"] for r in rows if r["orgs"] == n
+                 and r.get("sweep") and r["mode"] == "distributed"}
+        best = max(sweep, key=lambda j: sweep[j])
+        out.append(f"- k sweep, {n} orgs, epsilon {rows[0]['sweep_eps']:g}, distributed: best "
+                   f"k = {best} (gain fraction {sweep[best]:.2f}; "
+                   + ", ".join(f"k={j}: {g:.2f}" for j, g in sorted(sweep.items())) + ").")
     for n, eps in ((10, 8.0), (100, 2.0)):
         r = get(n, eps, "distributed")
         if r is not None:
