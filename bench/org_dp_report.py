@@ -112,7 +112,10 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "distributed sum carries 1/0.7 of the target noise variance (noise std x1.2 against "
         "central: compare the noise L2 columns). k-dim rows at the main k "
         "cover every n and epsilon; other k: the k sweep at the sweep epsilon (and any "
-        "further k run with --k).", "",
+        "further k run with --k). Reproduce: `python -m bench.org_dp --no-write` (k 16, every "
+        "n, k sweep), `python -m bench.org_dp --k 32 --sweep-orgs --measure-orgs --no-write`, "
+        "then `python -m bench.org_dp --reuse` (merges every k cached per n under "
+        "runs/org_dp/).", "",
         "| orgs | epsilon | mode | k | z | TinyLM ppl | TinyLM gain fraction | LLM ppl "
         "| LLM gain fraction | noise L2 | round s | bytes/org |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -149,7 +152,7 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
                    + (" (no LLM gain to keep: LLM gain fractions undefined)"
                       if r["llm_ppl"] >= r["llm_ppl_base"] else "") + "; Flower round with "
                    f"every setting of this n batched: "
-                   f"{_fmt(_batched(rows, r['orgs']), '.0f')} s.")
+                   f"{_batched(rows, r['orgs'])} s (one per run).")
     for n in sorted({r["orgs"] for r in rows if r.get("sweep")}):
         sweep = {r["k"]: r["tinylm_gain_fraction"] for r in rows if r["orgs"] == n
                  and r.get("sweep") and r["mode"] == "distributed"}
@@ -158,9 +161,9 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
                    f"k = {best} (gain fraction {sweep[best]:.2f}; "
                    + ", ".join(f"k={j}: {g:.2f}" for j, g in sorted(sweep.items())) + ").")
     for n, eps in ((10, 8.0), (100, 2.0)):
-        r = get(n, eps, "distributed")
-        if r is not None:
-            g = r["tinylm_gain_fraction"]
+        target = get(n, eps, "distributed")
+        if target is not None:
+            g = target["tinylm_gain_fraction"]
             out.append(f"- {n} organizations, epsilon {eps:g}, distributed: TinyLM gain fraction "
                        f"{g:.2f} (target >= 0.50: {'met' if g >= 0.5 else 'MISSED'}).")
     gaps = []
@@ -176,6 +179,8 @@ def targets(rows: list[dict[str, Any]], k: int) -> list[str]:
     return out
 
 
-def _batched(rows: list[dict[str, Any]], n: int) -> float | None:
-    return next((r["batched_round_s"] for r in rows if r["orgs"] == n
-                 and r.get("batched_round_s") is not None), None)
+def _batched(rows: list[dict[str, Any]], n: int) -> str:
+    """The batched Flower rounds' seconds at ``n`` (one per run that measured this n)."""
+    times = sorted({round(r["batched_round_s"]) for r in rows if r["orgs"] == n
+                    and r.get("batched_round_s") is not None})
+    return " s, ".join(map(str, times)) or "-"
