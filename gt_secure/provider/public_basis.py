@@ -121,10 +121,11 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=12)
     parser.add_argument("--texts", type=int, default=128)
     parser.add_argument("--cache", type=Path, default=Path("runs/org_dp"))
+    parser.add_argument("--reason", default="bench/org_dp.py k sweep",
+                        help="the measurement that chose --k (kept in the manifest)")
     args = parser.parse_args()
     rows, calibration = public_updates(args.per_family, args.texts, args.cache)
-    print(save_public_basis(build_public_basis(rows), args.k, calibration,
-                            "bench/org_dp.py k sweep"))
+    print(save_public_basis(build_public_basis(rows), args.k, calibration, args.reason))
 
 
 if __name__ == "__main__":
