@@ -69,7 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     console.rule(f"gt-secure demo: protocol {args.protocol}")
     with console.status("organizations train under DP, the provider aggregates and translates"):
         summary = run_protocol(args.protocol, out, rounds=args.rounds,
-                               local_steps=args.local_steps, num_texts=args.num_texts)
+                               local_steps=args.local_steps, num_texts=args.num_texts,
+                               on_progress=lambda m: console.print(m, markup=False,
+                                                                   highlight=False))
     console.print(
         f"federation finished in {time.time() - start:.0f}s: {len(summary['rounds'])} round(s)"
     )

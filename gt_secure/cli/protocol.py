@@ -113,8 +113,10 @@ def _run(args: argparse.Namespace) -> int:
 
     out: Path = args.out.resolve()
     os.environ["GT_SECURE_STATE_DIR"] = str(out / "organizations")
+    console = Console()
     summary = run_protocol(args.name, out, rounds=args.rounds, local_steps=args.local_steps,
-                           num_texts=args.num_texts)
+                           num_texts=args.num_texts,
+                           on_progress=lambda m: console.print(m, markup=False, highlight=False))
     table = Table(title=f"protocol {args.name}: {len(summary['rounds'])} round(s)")
     for col in ("round", "aggregation", "accepted", "refused (field)", "mean error bound",
                 "seconds"):
@@ -123,7 +125,6 @@ def _run(args: argparse.Namespace) -> int:
         refused = ", ".join(f"{x['org_id']} ({x['field']})" for x in r["rejections"]) or "-"
         table.add_row(str(r["round"]), r["aggregation"], ", ".join(r["accepted"]) or "-",
                       refused, f"{r['mean_error_bound']:.1e}", f"{r['seconds']['round']:.1f}")
-    console = Console()
     console.print(table)
     for org, scores in ((summary.get("delivery") or {}).get("evaluations") or {}).items():
         console.print(f"{org}: adapter received; its validation perplexity base LLM "
