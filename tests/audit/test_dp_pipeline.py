@@ -120,7 +120,9 @@ def test_cli_run_claims_from_the_ledger(tmp_path, memorised, capsys):
     assert report["audited"].startswith("the released artifact: the saved model directory")
     assert report["results"][0]["claimed_epsilon"] == epsilon
     assert report["ledger_entries"][0]["release_id"] == "rel-1"
-    assert rc == (1 if report["results"][0]["empirical_epsilon"]["epsilon"] > epsilon else 0)
+    assert rc == {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 1}[report["verdict"]]
+    assert report["verdict"] == ("FAIL" if report["results"][0]["empirical_epsilon"]["epsilon"]
+                                 > epsilon else "INCONCLUSIVE")  # 16 canaries: a weak control
     capsys.readouterr()
     rc = main(["audit", "run", "--target", str(tmp_path / "model"), "--manifest",
                str(tmp_path / "m.json"), "--tokenizer", "byte", "--out", str(out)])
@@ -136,7 +138,8 @@ def test_cli_rerun_of_a_ledger_release(tmp_path, capsys):
                "--public", str(tmp_path / "public.txt"), "--n", "8", "--unverified",
                "--out", str(out)])
     report = json.loads((out / "audit.json").read_text())
-    assert rc == 0 and report["verdict"] == "PASS"
+    # 8 canaries cannot exceed the claim even without DP: INCONCLUSIVE (exit 1), not PASS.
+    assert rc == 1 and report["verdict"] == "INCONCLUSIVE"
     assert report["audited"].startswith("a re-simulation of the mechanism recorded by release")
     assert report["ledger_verification"].startswith("UNVERIFIED")
     assert report["ledger_entries"][0]["noise_multiplier"] == 2.0
