@@ -38,11 +38,14 @@ _PROGRESS = re.compile(r"^(gt-secure run \d+[: ]|round \d+/\d+: )")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux)
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child get SIGTERM when this process dies (Linux prctl;
+    resolved here, in the parent: the child only makes the call); None where unavailable."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def progress_message(line: str) -> str | None:
@@ -117,7 +120,7 @@ class LocalSimulation:
         with log_path.open("ab") as log:
             popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env(), cwd=Path.cwd(),
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=_die_with_parent())
         self.link = ManagedProcess("superlink", popen, log_path)
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
