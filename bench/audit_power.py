@@ -197,9 +197,16 @@ def main() -> None:
                       "correct_seed0": {"eps_lb": firsts["none"].eps_lb, **_tpr(firsts["none"])}})
         tightness.append({"audit": audit, "claimed_epsilon": round(firsts["none"].claimed_epsilon,
                                                                    4), "lower_bound": best})
+    # Keep what other audits measured (the federation rows of bench/audit_power_federation.py,
+    # the white-box tightness rows of --tightness-epsilon); replace only the audits run here.
+    found = json.loads(args.out.read_text()) if args.out.exists() else {}
+    merged = {key: [r for r in found.get(key, []) if r["audit"] not in args.audits] + new
+              for key, new in (("rows", rows), ("power", power))}
+    claims = {(t["audit"], t["claimed_epsilon"]) for t in tightness}
+    merged["tightness"] = [t for t in found.get("tightness", [])
+                           if (t["audit"], t["claimed_epsilon"]) not in claims] + tightness
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "power": power, "tightness": tightness},
-                                   indent=1) + "\n")
+    args.out.write_text(json.dumps(merged, indent=1) + "\n")
     print(json.dumps({"power": power, "tightness": tightness}, indent=1))
 
 
