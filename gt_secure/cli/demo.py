@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Three organizations fine-tune a TinyLM under DP on Flower's simulation "
         "engine, the provider aggregates and translates the mean update into an LLM adapter, "
         "every ledger is verified and a short membership-inference audit runs. Measured with "
-        "the defaults on a 2-core machine: 85 s (load ~3), up to about 2.5 minutes when the "
-        "machine is shared.")
+        "the defaults on a 2-core machine: 86-98 s (load 5-9; a simulation SuperLink the "
+        "command starts and stops), up to about 2.5 minutes when the machine is busier.")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="output directory (default: runs/demo)")
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL,
