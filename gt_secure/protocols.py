@@ -73,6 +73,8 @@ class DistributedDp(_Frozen):
     bits: Annotated[int, Field(ge=2, le=31)]
     min_survivors: Annotated[int, Field(ge=1)]
     max_colluders: Annotated[int, Field(ge=0)]
+    basis: Literal["shipped"] | None = None  # release k coordinates in the provider's public
+    k: Annotated[int, Field(ge=1)] | None = None  # basis (None: its published k), SecAgg+ only
 
 
 class OrganizationDp(_Frozen):
@@ -237,6 +239,8 @@ def _distributed_problems(spec: ProtocolSpec, org: OrganizationDp) -> list[tuple
                         "(the key holder decodes the sum modulo 2**mask_bits)"))
     elif spec.aggregation != "secagg+" or spec.secagg is None:
         return [(where, _Shown("[table]"), "absent unless aggregation is 'secagg+' or 'ckks'")]
+    if d.basis is not None and spec.aggregation != "secagg+":
+        out.append((f"{where}.basis", d.basis, "absent unless aggregation is 'secagg+'"))
     if d.min_survivors > spec.min_organizations:
         out.append((f"{where}.min_survivors", d.min_survivors,
                     f"<= min_organizations={spec.min_organizations}"))

@@ -21,7 +21,8 @@ from gt_secure.protocols import (
     threat_model_path,
 )
 
-NAMES = ["ddp-ckks", "ddp-secagg", "dp-ckks", "dp-secagg", "dp-sgd-secagg", "plain"]
+NAMES = ["ddp-ckks", "ddp-secagg", "ddp-secagg-basis", "dp-ckks", "dp-secagg", "dp-sgd-secagg",
+         "plain"]
 
 
 def _raw(name: str) -> dict[str, Any]:
@@ -154,6 +155,16 @@ def test_mechanism_sections_must_match_aggregation() -> None:
     assert str(problems["secagg"]) == (
         "secagg must be present when aggregation='secagg+', got secagg=<missing>."
     )
+
+
+def test_a_public_basis_is_refused_outside_secagg() -> None:
+    data = _raw("ddp-ckks")
+    data["dp"]["organization"]["distributed"]["basis"] = "shipped"
+    assert "absent unless aggregation is 'secagg+'" in str(
+        _problems(data)["dp.organization.distributed.basis"])
+    data = _raw("ddp-secagg-basis")
+    data["dp"]["organization"]["distributed"]["basis"] = "mine"
+    assert "dp.organization.distributed.basis" in _problems(data)
 
 
 def test_cli_list_show_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ from safetensors.numpy import save_file
 
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.ddp_mechanism import ReleaseBasis
+from gt_secure.update.layout import TensorSpec, UpdateLayout
 
 __all__ = ["PublicBasis", "principal_basis"]
 
@@ -79,6 +80,15 @@ class PublicBasis:
         if values.size != self.k:
             raise InvalidFieldError("coords.dim", values.size, f"{self.k} (the basis's k)")
         return self.vectors.T @ values
+
+    def coords_layout(self, layout: UpdateLayout) -> UpdateLayout:
+        """Layout of the released ``(k,)`` coordinates of an update of ``layout`` (what the wire
+        and the organization's kept copy carry): one entry named by this basis's hash."""
+        if layout.layout_hash() != self.layout_hash:
+            raise InvalidFieldError("layout.layout_hash", layout.layout_hash(),
+                                    f"{self.layout_hash} (the layout the basis lives in)")
+        entry = TensorSpec(name=f"basis.{self.sha256()}", shape=(self.k,))
+        return layout.model_copy(update={"entries": (entry,)})
 
     def sha256(self) -> str:
         """Hash of exactly what a release depends on: the layout and the ``k`` rows (float64

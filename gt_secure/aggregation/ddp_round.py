@@ -25,21 +25,23 @@ from flwr.serverapp import Grid
 from gt_secure.aggregation.ddp import DdpParams, decode_sum
 from gt_secure.aggregation.secagg_round import Screen, SecAggOutcome, run_secagg_round
 from gt_secure.errors import InvalidFieldError, PolicyRefusalError
+from gt_secure.ledger.ddp_mechanism import ReleaseBasis
 from gt_secure.protocols import ProtocolSpec
 
 __all__ = ["DdpOutcome", "params_for", "run_ddp_round", "survivor_guard"]
 
 
-def params_for(spec: ProtocolSpec, dim: int) -> DdpParams:
+def params_for(spec: ProtocolSpec, dim: int, basis: ReleaseBasis | None = None) -> DdpParams:
     """The grid of a spec with ``[dp.organization.distributed]`` for ``dim`` coordinates,
-    sized for ``max_organizations`` summands (both sides derive it from the spec alone)."""
+    sized for ``max_organizations`` summands (both sides derive it from the spec alone);
+    ``basis``: the ``dim = k`` coordinates are in this public basis (recorded in the ledger)."""
     org = spec.dp.organization if spec.dp is not None else None
     if org is None or org.distributed is None:
         raise InvalidFieldError("dp.organization.distributed", None,
                                 f"set in protocol {spec.name!r}")
     d = org.distributed
     return DdpParams.choose(org.clip_norm, dim, org.noise_multiplier, spec.max_organizations,
-                            d.min_survivors, d.max_colluders, d.bits)
+                            d.min_survivors, d.max_colluders, d.bits, basis=basis)
 
 
 @dataclass

@@ -36,7 +36,7 @@ def secagg_route_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) 
 
 def expected_for(cfg: Resolved) -> Expected:
     """Layout and norm bound every update of this run must satisfy."""
-    layout = expected_layout()
+    layout = expected_layout(cfg)  # the k coordinates when released in a public basis
     if (ddp := ddp_config(cfg)) is not None:  # integer shares in [-T/2, T/2)
         return Expected(layout, math.sqrt(layout.dim) * ddp.modulus / 2)
     return Expected(layout, norm_bound(cfg.clip_norm, cfg.noise_multiplier, layout.dim))

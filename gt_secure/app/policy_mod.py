@@ -24,7 +24,13 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from gt_secure.app.config import AppConfig, Resolved, org_id_of
 from gt_secure.app.messages import is_secagg, read_ckks_request
-from gt_secure.app.roles import ddp_config, mechanism_configs, num_texts, state_dir
+from gt_secure.app.roles import (
+    ddp_config,
+    mechanism_configs,
+    num_texts,
+    release_basis,
+    state_dir,
+)
 from gt_secure.errors import PolicyRefusalError
 from gt_secure.organization.policy import (
     POLICY_FILE,
@@ -70,8 +76,10 @@ def release_request(cfg: Resolved, node_config: Mapping[str, Any], aggregation: 
 
         eps = compute_epsilon([distributed.mechanism()], ORG_DELTA, "rdp")
         organization = UnitRequest(distributed.noise_multiplier, eps, ORG_DELTA)
+    basis = release_basis(cfg)
     return ReleaseRequest(cfg.app.protocol, aggregation, min_organizations, cfg.clip_norm,
-                          example, organization)
+                          example, organization,
+                          basis_sha256=None if basis is None else basis.sha256())
 
 
 def enforce_policy(cfg: Resolved, content: RecordDict, context: Context,

@@ -2,7 +2,8 @@
 
 Organization: :func:`gt_secure.organization.release.prepare_release` — LoRA fine-tune of the
 shipped TinyLM on the organization's own texts (DP-SGD when the protocol has example-level DP),
-clip (+ Gaussian noise when the protocol has organization-level DP) on the update vector, one
+clip (+ Gaussian noise when the protocol has organization-level DP) on the update vector (or,
+with a public basis, on its ``k`` coordinates: :func:`release_basis`), one
 signed ledger entry per protected privacy unit in the organization's own ledger, and a copy of
 the released vector kept by the organization. Provider:
 :func:`gt_secure.provider.service.finish_round` — translate the mean TinyLM update into an LLM
@@ -43,9 +44,22 @@ from gt_secure.update import UpdateVector
 log = logging.getLogger("gt_secure.app")
 
 
-def expected_layout() -> Layout:
-    """Layout every organization's update must have (TinyLM LoRA update)."""
-    return Layout.of(lora_layout())
+def expected_layout(cfg: Resolved | None = None) -> Layout:
+    """Layout every organization's update must have on the wire: the TinyLM LoRA update, or
+    its ``k`` coordinates when ``cfg``'s protocol releases in a public basis."""
+    basis = None if cfg is None else release_basis(cfg)
+    return Layout.of(lora_layout() if basis is None else basis.coords_layout(lora_layout()))
+
+
+def release_basis(cfg: Resolved) -> Any:
+    """The ``PublicBasis`` the protocol's organizations release their ``k`` coordinates in
+    (``[dp.organization.distributed] basis``), else None (the full update)."""
+    if not cfg.distributed:
+        return None
+    from gt_secure.protocols import load_protocol
+    from gt_secure.provider.public_basis import spec_basis
+
+    return spec_basis(load_protocol(cfg.app.protocol))
 
 
 def mechanism_configs(cfg: Resolved, steps: int) -> tuple[Any, Any]:
@@ -82,7 +96,10 @@ def ddp_config(cfg: Resolved) -> Any:
         from gt_secure.aggregation.ckks_ddp import ckks_ddp_params
 
         return ckks_ddp_params(spec, expected_layout().dim, cfg.clip_norm, cfg.noise_multiplier)
-    return params_for(spec, expected_layout().dim)
+    basis = release_basis(cfg)
+    if basis is None:
+        return params_for(spec, expected_layout().dim)
+    return params_for(spec, basis.k, basis.release_record())  # the k coordinates
 
 
 def release_config(cfg: Resolved, budget: tuple[float, float], steps: int) -> Any:
@@ -164,7 +181,8 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
         commit_key = release_key(load_or_create_secret(state), release_id)
     release = prepare_release(org_id, texts, config, ledger, key, salt=salt,
                               release_id=release_id, round=round_idx, start=start_vec,
-                              commit_key=commit_key, protocol=cfg.app.protocol)
+                              commit_key=commit_key, protocol=cfg.app.protocol,
+                              basis=release_basis(cfg))
     update = release.update
     (state / "releases").mkdir(exist_ok=True)
     update.save(state / "releases" / f"{release_id}.safetensors")
@@ -172,7 +190,7 @@ def organization_step(cfg: Resolved, node_config: Mapping[str, Any], org_id: str
              "commitment_key": None if commit_key is None else commit_key.hex()}
     (state / "releases" / f"{release_id}.json").write_text(json.dumps(local, indent=2))
     entries = json.dumps([json.loads(e.model_dump_json()) for e in release.entries])
-    return update.flat.astype(np.float32), Layout.of(layout), entries
+    return update.flat.astype(np.float32), Layout.of(update.layout), entries
 
 
 @cache

@@ -17,6 +17,7 @@ from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from gt_secure.aggregation.ddp import DdpParams, decode_sum
+from gt_secure.aggregation.ddp_basis import PublicBasis
 from gt_secure.aggregation.quantization import SecAggParams
 from gt_secure.aggregation.secagg import mean_error_bound, mean_l2_error_bound
 from gt_secure.aggregation.secagg_round import replying_node, run_secagg_round
@@ -116,10 +117,12 @@ def plain_round(grid: Grid, node_ids: list[int], round_idx: int, global_flat: np
 
 def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
                  expected: Expected, params: SecAggParams, timeout: float,
-                 ddp: DdpParams | None = None) -> RoundResult:
+                 ddp: DdpParams | None = None, basis: PublicBasis | None = None) -> RoundResult:
     """SecAgg+ round: metadata screened per reply, values guarded client-side, sum checked.
 
-    ``ddp``: the replies are distributed-DP integer shares; the mean is decoded from them."""
+    ``ddp``: the replies are distributed-DP integer shares; the mean is decoded from them.
+    ``basis``: the shares are ``k`` coordinates in this public basis (``expected`` is their
+    layout); the checked mean coordinates are reconstructed into the full update."""
     result = RoundResult(round_idx, "secagg", None)
     seen: set[str] = set()
 
@@ -159,4 +162,7 @@ def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.n
         result.accepted = []
         return result
     result.mean = outcome.mean
+    if basis is not None:  # V^T mean(c); |V^T e|_inf <= sqrt(k) |e|_inf (orthonormal rows)
+        result.mean = basis.reconstruct(outcome.mean)
+        result.error_bound *= float(np.sqrt(basis.k))
     return result

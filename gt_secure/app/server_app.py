@@ -30,7 +30,7 @@ from gt_secure.app.delivery import deliver_adapter
 from gt_secure.app.layout import content_hash
 from gt_secure.app.mods import expected_for
 from gt_secure.app.receipts import aggregator_witness, exchange_receipts
-from gt_secure.app.roles import ddp_config, provider_step
+from gt_secure.app.roles import ddp_config, expected_layout, provider_step, release_basis
 from gt_secure.app.rounds import RoundResult, plain_round, secagg_round
 from gt_secure.errors import GtSecureError
 
@@ -45,7 +45,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     if len(nodes) < cfg.min_orgs:
         raise GtSecureError(f"min_orgs must be connected, got {len(nodes)} < {cfg.min_orgs}.")
     expected = expected_for(cfg)
-    global_flat = np.zeros(expected.layout.dim, dtype=np.float32)
+    global_flat = np.zeros(expected_layout().dim, dtype=np.float32)  # the full TinyLM update
     rounds: list[dict[str, Any]] = []
     witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
     progress.started(context.run_id, cfg.app.protocol, cfg.aggregation, cfg.num_rounds,
@@ -62,7 +62,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
                 params = ddp.secagg_params(len(nodes), max(2, min(ddp.min_survivors,
                                                                   len(nodes) - 1)))
             result = secagg_round(grid, context, round_idx, global_flat, expected, params,
-                                  cfg.app.round_timeout, ddp)
+                                  cfg.app.round_timeout, ddp, release_basis(cfg))
         elif cfg.aggregation == "ckks":
             result = ckks_round(grid, nodes, round_idx, global_flat, expected, cfg.min_orgs,
                                 cfg.app.round_timeout)

@@ -327,6 +327,10 @@ def policy_for(protocol: str, budget_epsilon: float,
     fewest = spec.min_organizations
     if dp is not None and dp.organization is not None and dp.organization.distributed:
         fewest = dp.organization.distributed.min_survivors  # SecAgg+ may finish with these
+    from gt_secure.provider.public_basis import spec_basis
+
+    basis = spec_basis(spec)  # the spec's public basis, consented to by hash
     return OrganizationPolicy(protocols=(protocol,), max_clip_norm=clip,
                               min_organizations=min_organizations or fewest,
-                              example=example, organization=organization)
+                              example=example, organization=organization,
+                              public_bases=() if basis is None else (basis.sha256(),))

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from gt_secure.aggregation.ddp import ORG_DELTA, DdpParams
+from gt_secure.aggregation.ddp_basis import PublicBasis
 from gt_secure.errors import BudgetExceededError, InvalidFieldError
 from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.accountant import AccountantName, Mechanism, Unit, compute_epsilon
@@ -39,7 +40,7 @@ from gt_secure.ledger.entry import LedgerEntry, Name, data_fingerprint
 from gt_secure.ledger.store import Ledger
 from gt_secure.models.loading import load_base
 from gt_secure.organization.commitment import commit
-from gt_secure.organization.ddp_share import noise_share
+from gt_secure.organization.ddp_share import basis_share, noise_share
 from gt_secure.organization.dp_sgd import DpSgdConfig, plan_dp_sgd, train_dp_sgd_texts
 from gt_secure.organization.vector_dp import VectorDpConfig, clip_l2, privatize_update
 from gt_secure.update.finetune import FinetuneConfig, finetune_lora
@@ -173,7 +174,8 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
                     signing_key: Ed25519PrivateKey, *, salt: bytes, release_id: str,
                     round: int | None = None, start: UpdateVector | None = None,
                     vector_generator: np.random.Generator | None = None,
-                    commit_key: bytes | None = None, protocol: str | None = None) -> Release:
+                    commit_key: bytes | None = None, protocol: str | None = None,
+                    basis: PublicBasis | None = None) -> Release:
     """Plan and budget-check, train (DP-SGD or plain), add vector noise, record, return.
 
     ``start`` (an update of the same layout) is applied before training and the released update
@@ -182,7 +184,8 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
     ``commit_key`` (masked or encrypted aggregation): the entries' ``update_vector_hash`` is the
     salted commitment :func:`~gt_secure.organization.commitment.commit` instead of the plain
     SHA-256, so the entry that travels with the update cannot confirm a guessed vector.
-    ``protocol`` (e.g. ``dp-sgd-secagg``) is recorded in every entry.
+    ``protocol`` (e.g. ``dp-sgd-secagg``) is recorded in every entry. ``basis`` (with
+    ``cfg.distributed`` naming it): the release is the update's ``k`` coordinates in it.
     """
     plan = plan_release(org_id, len(texts), cfg, ledger, release_id)
     fingerprint = data_fingerprint(texts, salt)  # validates the salt before training
@@ -208,10 +211,16 @@ def prepare_release(org_id: str, texts: Sequence[str], cfg: ReleaseConfig, ledge
         _check_same(noised.mechanism, plan.mechanisms["organization"])
         update = noised.update
     elif cfg.distributed is not None:  # the integer share that goes into SecAgg+
-        share = noise_share(update.flat, cfg.distributed, vector_generator,
-                            secure_mode=vector_generator is None)
+        secure = vector_generator is None
+        if basis is None:
+            share = noise_share(update.flat, cfg.distributed, vector_generator, secure_mode=secure)
+        else:  # the k coordinates in the public basis (cfg.distributed names it)
+            share = basis_share(update.flat, basis, cfg.distributed, vector_generator,
+                                secure_mode=secure)
         _check_same(share.mechanism, plan.mechanisms["organization"])
-        update = update.replace(share.wire.astype(np.float32))
+        wire = share.wire.astype(np.float32)
+        update = (update.replace(wire) if basis is None
+                  else UpdateVector(basis.coords_layout(layout), wire))
     elif cfg.clip_norm is not None:
         update = UpdateVector(layout, clip_l2(update.flat, cfg.clip_norm))
     vector_hash = update.content_hash() if commit_key is None else commit(commit_key, update)

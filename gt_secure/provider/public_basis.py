@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,13 @@ import numpy as np
 from gt_secure.aggregation.ddp_basis import PublicBasis, principal_basis
 from gt_secure.data.families import HELD_OUT_FAMILIES, ORG_STYLES, family_public_records
 from gt_secure.errors import InvalidFieldError
+from gt_secure.protocols import ProtocolSpec
 from gt_secure.provider.pairs import ShadowPairs
 from gt_secure.provider.shadow import ShadowConfig, train_batched
 from gt_secure.update import LoraSpec
 
 __all__ = ["BASIS_FILE", "PUBLIC_CONFIG", "build_public_basis", "load_public_basis",
-           "public_clip", "public_updates", "published_clip", "save_public_basis"]
+           "public_clip", "public_updates", "published_clip", "save_public_basis", "spec_basis"]
 
 SHIPPED = Path(__file__).parent / "shipped_translator"
 BASIS_FILE, BASIS_MANIFEST = SHIPPED / "public_basis.safetensors", SHIPPED / "public_basis.json"
@@ -113,6 +115,19 @@ def load_public_basis(k: int | None = None) -> PublicBasis:
     manifest = json.loads(BASIS_MANIFEST.read_text())
     basis = PublicBasis.load(BASIS_FILE, manifest["file_sha256"])
     return basis.truncate(k or int(manifest["k"]))
+
+
+def spec_basis(spec: ProtocolSpec) -> PublicBasis | None:
+    """The public basis a spec's ``[dp.organization.distributed]`` releases in (``basis =
+    "shipped"``, truncated to its ``k``, default the published one); None for the full update."""
+    org = spec.dp.organization if spec.dp is not None else None
+    dist = org.distributed if org is not None else None
+    return None if dist is None or dist.basis is None else _shipped(dist.k)
+
+
+@cache
+def _shipped(k: int | None) -> PublicBasis:  # loaded and hash-checked once per process
+    return load_public_basis(k)
 
 
 def main() -> None:
