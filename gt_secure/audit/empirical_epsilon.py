@@ -18,7 +18,7 @@ Two estimators, each a lower bound that holds with probability >= ``1 - beta``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -202,6 +202,22 @@ def guess_outcomes(scores: ArrayLike, labels: ArrayLike,
             for k_pos, k_neg in grid]
 
 
+def best_guess(
+    scores: ArrayLike, labels: ArrayLike, guess_grid: Sequence[tuple[int, int]] | None,
+    beta: float, bound: Callable[[int, int, int, float], float],
+) -> tuple[float, int, int, int, int, int]:
+    """Largest ``bound(m, guesses, correct, beta / len(grid))`` over the guess grid (Bonferroni):
+    ``(value, k_pos, k_neg, correct, members, non-members)``."""
+    pos, neg = split_scores(scores, labels)
+    outcomes = guess_outcomes(scores, labels, guess_grid)
+    best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
+    for k_pos, k_neg, v in outcomes:
+        value = bound(pos.size + neg.size, k_pos + k_neg, v, beta / len(outcomes))
+        if value > best[0]:
+            best = (value, k_pos, k_neg, v)
+    return (*best, int(pos.size), int(neg.size))
+
+
 def one_run_audit(
     scores: ArrayLike,
     labels: ArrayLike,
@@ -216,15 +232,9 @@ def one_run_audit(
     independently with probability 1/2, and ``guess_grid`` fixed before looking at scores.
     """
     _check(delta, beta)
-    pos, neg = split_scores(scores, labels)
-    m = pos.size + neg.size
-    outcomes = guess_outcomes(scores, labels, guess_grid)
-    best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
-    for k_pos, k_neg, v in outcomes:
-        eps = one_run_epsilon(m, k_pos + k_neg, v, delta=delta, beta=beta / len(outcomes))
-        if eps > best[0]:
-            best = (eps, k_pos, k_neg, v)
-    eps, k_pos, k_neg, v = best
+    eps, k_pos, k_neg, v, n_in, n_out = best_guess(
+        scores, labels, guess_grid, beta,
+        lambda m, r, correct, b: one_run_epsilon(m, r, correct, delta=delta, beta=b))
     return EpsilonBound(method="one_run", epsilon=eps, delta=delta, beta=beta,
-                        n_members=int(pos.size), n_nonmembers=int(neg.size),
+                        n_members=n_in, n_nonmembers=n_out,
                         k_pos=k_pos, k_neg=k_neg, guesses=k_pos + k_neg, correct=v)

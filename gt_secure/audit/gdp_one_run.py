@@ -25,8 +25,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 from scipy.stats import norm
 
-from gt_secure.audit.empirical_epsilon import EpsilonBound, _check, guess_outcomes
-from gt_secure.audit.metrics import split_scores
+from gt_secure.audit.empirical_epsilon import EpsilonBound, _check, best_guess
 from gt_secure.errors import InvalidFieldError
 
 MU_MAX = 20.0  # beyond this the Gaussian curve is numerically a perfect test
@@ -107,15 +106,8 @@ def gdp_one_run_audit(
     largest rejected mu and reports ``epsilon = gdp_epsilon(mu, delta)``.
     """
     _check(delta, beta)
-    pos, neg = split_scores(scores, labels)
-    m = pos.size + neg.size
-    outcomes = guess_outcomes(scores, labels, guess_grid)
-    best: tuple[float, int, int, int] = (-1.0, 0, 0, 0)
-    for k_pos, k_neg, v in outcomes:
-        mu = gdp_mu_lower_bound(m, k_pos + k_neg, v, beta / len(outcomes))
-        if mu > best[0]:
-            best = (mu, k_pos, k_neg, v)
-    mu, k_pos, k_neg, v = best
+    mu, k_pos, k_neg, v, n_in, n_out = best_guess(scores, labels, guess_grid, beta,
+                                                  gdp_mu_lower_bound)
     return EpsilonBound(method="gdp_one_run", epsilon=gdp_epsilon(mu, delta), delta=delta,
-                        beta=beta, n_members=int(pos.size), n_nonmembers=int(neg.size),
+                        beta=beta, n_members=n_in, n_nonmembers=n_out,
                         k_pos=k_pos, k_neg=k_neg, guesses=k_pos + k_neg, correct=v, mu=mu)
