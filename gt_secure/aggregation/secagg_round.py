@@ -42,6 +42,7 @@ from flwr.server.strategy import Strategy
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
+from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
 from gt_secure.aggregation.quantization import SecAggParams
@@ -199,6 +200,22 @@ def wait_for_nodes(grid: Grid, count: int, timeout: float) -> list[int]:
         time.sleep(0.5)
 
 
+class _SecAggPlusWorkflow(SecAggPlusWorkflow):
+    """Flower 1.42's workflow, except that only nodes that shared their keys can be dead.
+
+    Flower lists every sampled node missing at UNMASK as dead, including one that left before
+    SHARE_KEYS (e.g. an organization refusing the request at setup); the others hold no key
+    share of it and its ``secaggplus_mod`` fails with a ``KeyError``, so one refusal failed the
+    round for everyone. A node that never shared keys is in nobody's masks: nothing to recover.
+    """
+
+    def share_keys_stage(self, grid: Grid, context: LegacyContext,
+                         state: WorkflowState) -> bool:
+        ok: bool = super().share_keys_stage(grid, context, state)
+        state.sampled_node_ids = set(state.active_node_ids)
+        return ok
+
+
 def run_secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
                      params: SecAggParams, screen: Screen, timeout: float | None,
                      fit_config: dict[str, Scalar]) -> SecAggOutcome:
@@ -217,7 +234,7 @@ def run_secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: 
         {WorkflowKey.CURRENT_ROUND: round_idx})
     kwargs = params.workflow_kwargs()
     kwargs["max_weight"] = 1.0  # every organization sends weight 1: the mean is unweighted
-    workflow = SecAggPlusWorkflow(**kwargs, timeout=timeout)
+    workflow = _SecAggPlusWorkflow(**kwargs, timeout=timeout)
     screening = _ScreeningGrid(grid, screen)
     with mask_prg_scope():  # the workflow unmasks with ChaCha20 masks, as the clients mask
         workflow(screening, legacy)

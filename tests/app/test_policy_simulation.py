@@ -150,3 +150,26 @@ def test_a_server_sending_less_than_the_run_config_is_refused(tmp_path: Path, ca
     for message in refused.values():
         assert expected in message
     assert_nothing_left(tmp_path, record)
+
+
+def test_one_refusal_leaves_the_others_round_intact(tmp_path: Path) -> None:
+    # Prepare: law accepts only dp-secagg; bank and hospital accept the requested ddp-secagg
+    # (sums of >= 2). Flower 1.42 listed law, gone before SHARE_KEYS, as dead at UNMASK and the
+    # others' secaggplus_mod failed on its missing key share: one refusal failed everyone.
+    consenting = policy_for("ddp-secagg", budget_epsilon=8.0, min_organizations=2)
+    policies = {"bank": consenting, "hospital": consenting,
+                "law": policy_for("dp-secagg", budget_epsilon=8.0, min_organizations=2)}
+
+    # Execute
+    summary = federate(tmp_path, policies, {"protocol": "ddp-secagg", "min-orgs": 2})
+
+    # Assert: law refused before training and released nothing (no ledger, key or release; the
+    # provider's delivery still reaches it); the other two were aggregated.
+    (record,) = summary["rounds"]
+    assert sorted(record["accepted"]) == ["bank", "hospital"], record["rejections"]
+    assert list(refusals_by_org(record)) == ["law"]
+    assert record["mean_l2_norm"] is not None
+    law = sorted(p.name for p in (tmp_path / "orgs" / "law").iterdir())
+    assert law in (["policy.toml"], ["adapters", "policy.toml"]), law
+    for org in ("bank", "hospital"):
+        assert (tmp_path / "orgs" / org / "ledger.jsonl").exists()
