@@ -1,6 +1,6 @@
 """Audit power of the federation audit: planted bugs at one organization x released artifact.
 
-Run: ``python bench/audit_power_federation.py [--runs none=2 noise_off=2 steps_x4=1] [--out F]``
+Run: ``python -m bench.audit_power_federation [--runs none=2 noise_off=2 steps_x4=1] [--out F]``
 (F defaults to docs/results/audit_power.json). Each run is the whole federation in Flower's
 simulation engine (3 organizations, dp-sgd-secagg: DP-SGD epsilon 1 per organization, SecAgg+,
 the shipped translator), 64 rare-token canaries in the bank's data (half inserted), 64 local
@@ -11,7 +11,7 @@ scores both artifacts, so each run gives one row per audit (``federation_tinylm_
 (:func:`~gt_secure.audit.federation.nonprivate_control`: the bank's texts + "in" canaries
 fine-tuned without DP, ``--control-steps`` steps, translated, scored). Rows of these audits in
 F are replaced, every other row is kept (``bench/audit_power.py`` owns those), as are the power
-rows of the other audits.
+rows of the other audits; this bench's own rows also go to docs/results/audit_power_federation.json.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.docs import write_results
 from gt_secure.audit.federation import (
     ARTIFACTS,
     FederationAuditConfig,
@@ -48,6 +49,7 @@ def merge(out: Path, rows: list[dict[str, Any]], power: list[dict[str, Any]]) ->
     found["rows"] = [r for r in found["rows"] if r["audit"] not in ARTIFACTS] + rows
     found["power"] = [p for p in found.get("power", []) if p["audit"] not in ARTIFACTS] + power
     out.write_text(json.dumps(found, indent=1) + "\n")
+    write_results("audit_power_federation", {"settings": SETTINGS, "rows": rows, "power": power})
 
 
 def main() -> None:
