@@ -43,7 +43,7 @@ import torch
 
 from bench.docs import write_results, write_section
 from bench.org_dp_data import CACHE, eval_texts, org_updates
-from bench.org_dp_report import aggregate, section
+from bench.org_dp_report import aggregate, section, target_rows
 from bench.org_dp_round import Block, flower_round
 from gt_secure.aggregation.ddp import DdpParams
 from gt_secure.aggregation.ddp_basis import PublicBasis
@@ -56,6 +56,9 @@ from gt_secure.provider.service import load_translator
 from gt_secure.update import UpdateVector
 
 DELTA, BITS, DROP = 1e-5, 16, 0.3
+DATA_FIELDS = ("orgs", "signal_l2", "ppl_base", "ppl", "llm_ppl_base", "llm_ppl")
+ROUND_FIELDS = ("orgs", "epsilon", "k", "bits", "dropout", "min_survivors", "round_s",
+                "bytes_per_org", "batched_round_s")
 
 
 def ddp_params(eps: float, n: int, survivors: int, basis: PublicBasis | None, dim: int,
@@ -166,6 +169,18 @@ def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Score
     return draws
 
 
+def write_parts(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Each helper module's own numbers: the organizations' data (org_dp_data), the Flower
+    rounds (org_dp_round) and the targets checked from the rows (org_dp_report)."""
+    reference = [r for r in rows if r["mode"] == "none" and r["k"] == max(
+        e["k"] for e in rows if e["orgs"] == r["orgs"])]
+    write_results("org_dp_data", {"texts": args.texts, "steps": args.steps, "eval": args.eval,
+                                  "rows": [{f: r[f] for f in DATA_FIELDS} for r in reference]})
+    write_results("org_dp_round", {"rows": [{f: r.get(f) for f in ROUND_FIELDS} for r in rows
+                                            if r["mode"] == "distributed"]})
+    write_results("org_dp_report", {"k": args.k, "targets": target_rows(rows, args.k)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, nargs="+", default=[3, 10, 30, 100])
@@ -191,6 +206,7 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_results("org_dp", {"rows": rows, "args": vars(args)})
+        write_parts(rows, args)
         write_section(text)
 
 
