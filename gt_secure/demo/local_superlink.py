@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from gt_secure.deploy.federation import toml_value
-from gt_secure.deploy.processes import ManagedProcess, free_port, port_open, tool
+from gt_secure.deploy.processes import ManagedProcess, free_port, tool
 from gt_secure.errors import GtSecureError
 
 CONNECTION = "gt-secure-simulation"
@@ -114,19 +113,11 @@ class LocalSimulation:
     def start(self, timeout: float = 120.0) -> None:
         """Start the SuperLink (cwd: the caller's, so relative paths in the run config resolve
         as they would in-process) and wait until it listens."""
-        log_path = self.work_dir / "superlink.log"
         args = [tool("flower-superlink"), "--insecure", "--simulation", "--host", self.host,
                 "--port", str(self.port), "--disable-runtime-dependency-installation"]
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.env(), cwd=Path.cwd(),
-                                     start_new_session=True, preexec_fn=_die_with_parent())
-        self.link = ManagedProcess("superlink", popen, log_path)
-        deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
-            if not self.link.alive() or time.monotonic() > deadline:
-                raise GtSecureError(f"the simulation SuperLink did not start; see {log_path}")
-            time.sleep(0.2)
+        self.link = ManagedProcess.start("superlink", args, self.work_dir / "superlink.log",
+                                         self.env(), Path.cwd(), preexec_fn=_die_with_parent())
+        self.link.wait_listening(self.host, self.port, timeout, poll=0.2)
 
     def run(self, run_config: Mapping[str, Any], federation_config: Mapping[str, Any],
             on_line: Callable[[str], None] = lambda line: None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from gt_secure.deploy.certs import TlsFiles, generate_tls
 from gt_secure.deploy.keys import NodeKey, generate_node_key
-from gt_secure.deploy.processes import ManagedProcess, free_port, port_open, tool
+from gt_secure.deploy.processes import ManagedProcess, free_port, tool
 from gt_secure.errors import GtSecureError
 
 CONNECTION = "gt-secure"
@@ -85,11 +85,7 @@ class Federation:
         if enable_auth:
             args.append("--enable-supernode-auth")
         proc = self._start("superlink", args, "superlink")
-        deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
-            if not proc.alive() or time.monotonic() > deadline:
-                raise GtSecureError(f"superlink did not start; log:\n{proc.log()[-2000:]}")
-            time.sleep(0.5)
+        proc.wait_listening(self.host, self.port, timeout)
         return proc
 
     def flwr(self, *args: str, timeout: float = 300.0) -> dict[str, Any]:

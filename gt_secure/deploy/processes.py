@@ -15,9 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from gt_secure.errors import GtSecureError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -114,14 +117,26 @@ class ManagedProcess:
 
     @classmethod
     def start(cls, name: str, args: Sequence[str], log_path: Path,
-              env: Mapping[str, str], cwd: Path) -> ManagedProcess:
-        """Launch ``args`` with output appended to ``log_path``."""
+              env: Mapping[str, str], cwd: Path,
+              preexec_fn: Callable[[], Any] | None = None) -> ManagedProcess:
+        """Launch ``args`` with output appended to ``log_path`` (``preexec_fn`` runs in the
+        child before exec)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             popen = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=dict(env), cwd=cwd,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=preexec_fn)
         return cls(name, popen, log_path)
+
+    def wait_listening(self, host: str, port: int, timeout: float, poll: float = 0.5) -> None:
+        """Wait until ``host:port`` accepts connections; raise if the process died first or
+        ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while not port_open(host, port):
+            if not self.alive() or time.monotonic() > deadline:
+                raise GtSecureError(f"{self.name} did not start; log {self.log_path}:\n"
+                                    f"{self.log()[-2000:]}")
+            time.sleep(poll)
 
     @property
     def pid(self) -> int:
