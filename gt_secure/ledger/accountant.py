@@ -157,6 +157,15 @@ def _history(mechanisms: Sequence[Mechanism]) -> History | None:
     return tuple((noise, rate, count) for (noise, rate), count in sorted(steps.items()))
 
 
+# Epsilons evaluated ahead of use, e.g. in parallel by :mod:`gt_secure.ledger.prefetch`, keyed
+# by ``(function name, history, delta, accountant or method)``: the same pure functions' values.
+PREFETCHED: dict[tuple[str, History, float, str], float] = {}
+
+
+def _prefetched(name: str, history: History, delta: float, method: str) -> float | None:
+    return PREFETCHED.get((name, history, delta, method))
+
+
 @functools.lru_cache(maxsize=4096)
 def _opacus_epsilon(history: History, delta: float, accountant: str) -> float:
     from gt_secure.ledger._opacus_light import accountant_classes, rdp_epsilon  # no torch
@@ -253,7 +262,10 @@ def compute_epsilon(
     history = _history(mechanisms)
     if history is None:
         return math.inf
-    return _opacus_epsilon(history, delta, accountant) if history else 0.0
+    if not history:
+        return 0.0
+    found = _prefetched("opacus", history, delta, accountant)
+    return _opacus_epsilon(history, delta, accountant) if found is None else found
 
 
 def epsilon_by_unit(
@@ -285,7 +297,10 @@ def reference_epsilon(
     history = _history(mechanisms)
     if history is None:
         return math.inf
-    return _reference_epsilon(history, delta, method) if history else 0.0
+    if not history:
+        return 0.0
+    found = _prefetched("reference", history, delta, method)
+    return _reference_epsilon(history, delta, method) if found is None else found
 
 
 def noise_multiplier_for(

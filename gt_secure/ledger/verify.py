@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from gt_secure.ledger.entry import GENESIS_HASH, LedgerEntry, sha256_hex
 from gt_secure.ledger.header import LedgerHeader
 from gt_secure.ledger.log import LedgerScan, checkpoint_path, split_lines
 from gt_secure.ledger.merkle import MerkleTree
+from gt_secure.ledger.prefetch import prefetch, release_jobs
 from gt_secure.ledger.signing import TrustedKey, verify_signature
 from gt_secure.ledger.verify_cache import AccountingCache, Values
 
@@ -205,6 +206,8 @@ def verify_ledger(
     checks: list[EpsilonCheck] = []
     parsed: list[LedgerEntry] = []
     expected_prev = sha256_hex(scan.lines[0]) if scan.lines else GENESIS_HASH
+    if scan.lines:
+        _prefetch(scan.lines, cache)
     memo = AccountingCache(scan.lines[0]) if cache and scan.lines else None
     if memo is not None:
         memo.advance(scan.lines[0])
@@ -253,6 +256,27 @@ def verify_ledger(
                             f"({scan.torn.length} bytes): an append was interrupted"))
     return VerifyReport(path, len(scan.lines) + (scan.torn is not None), len(parsed),
                         tuple(issues), tuple(checks), tuple(notes))
+
+
+def _prefetch(lines: Sequence[bytes], cache: bool) -> None:
+    """Evaluate in parallel the slow epsilons the checks below will ask for (those this machine
+    has not cached): a parse-only pass over the lines, then :func:`prefetch`."""
+    memo = AccountingCache(lines[0]) if cache else None  # a scratch copy, never saved
+    if memo is not None:
+        memo.advance(lines[0])
+    parsed: list[LedgerEntry] = []
+    jobs = []
+    for raw in lines[1:]:
+        if memo is not None:
+            memo.advance(raw)
+        try:
+            entry = LedgerEntry.model_validate_json(raw)
+        except ValidationError:
+            continue
+        if entry.kind == "release" and (memo is None or memo.get() is None):
+            jobs += release_jobs(parsed, entry)
+        parsed.append(entry)
+    prefetch(jobs)
 
 
 def _header_rules(header: LedgerHeader | None, entry: LedgerEntry) -> list[tuple[str, str]]:
