@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -27,7 +28,9 @@ __all__ = ["Job", "available_cores", "prefetch", "release_jobs"]
 
 Job = tuple[str, accountant.History, float, str]  # (opacus|reference, history, delta, method)
 SLOW_METHODS = ("prv", "pld")
-MIN_JOBS = 4  # below this, starting processes costs more than it saves
+MIN_JOBS = 16  # below this, starting processes costs more than it saves
+# Forking a process that runs these (their threads) is unsafe: such callers get fresh workers.
+NO_FORK_MODULES = ("torch", "grpc")
 
 
 def available_cores() -> int:
@@ -84,15 +87,18 @@ def prefetch(jobs: Iterable[Job], workers: int | None = None) -> int:
     """Evaluate the ``jobs`` not yet known, in parallel; return how many were evaluated.
 
     Runs nothing when fewer than :data:`MIN_JOBS` are new or only one core is available: the
-    sequential path then computes them as before."""
+    sequential path then computes them as before. Workers are forked (sharing the loaded
+    accountant code) unless torch or gRPC is loaded, whose threads make forking unsafe."""
     todo = sorted({job for job in jobs if job not in accountant.PREFETCHED}, key=_cost,
                   reverse=True)
     workers = min(workers or available_cores(), len(todo))
     if workers < 2 or len(todo) < MIN_JOBS:
         return 0
-    _load_before_fork(todo)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    fork = ("fork" in multiprocessing.get_all_start_methods()
+            and not any(name in sys.modules for name in NO_FORK_MODULES))
+    if fork:
+        _load_before_fork(todo)
+    context = multiprocessing.get_context("fork" if fork else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         for job, value in zip(todo, pool.map(_evaluate, todo, chunksize=1), strict=True):
             accountant.PREFETCHED[job] = value
