@@ -104,6 +104,24 @@ class DdpParams(BaseModel):
                    max_colluders=max_colluders, bits=bits, scale=1.0 / inv_scale,
                    wrap_log2=wrap_log2, basis=basis)
 
+    @classmethod
+    def for_epsilon(cls, epsilon: float, clip_norm: float, dim: int, organizations: int,
+                    min_survivors: int, max_colluders: int, bits: int,
+                    basis: ReleaseBasis | None = None) -> DdpParams:
+        """:meth:`choose` with the smallest noise multiplier (to 0.1%) whose ledger epsilon
+        (KLS21, RDP, delta :data:`ORG_DELTA`) is ``<= epsilon``: the continuous Gaussian's
+        multiplier, raised until the discrete mechanism's rounding and sensitivity fit."""
+        from gt_secure.ledger.accountant import compute_epsilon, noise_multiplier_for
+
+        z = noise_multiplier_for(epsilon, ORG_DELTA, 1.0, 1, "rdp")
+        for _ in range(2000):
+            params = cls.choose(clip_norm, dim, z, organizations, min_survivors,
+                                max_colluders, bits, basis=basis)
+            if compute_epsilon([params.mechanism()], ORG_DELTA, "rdp") <= epsilon:
+                return params
+            z *= 1.001
+        raise InvalidFieldError("epsilon", epsilon, f"reachable at {bits} bits")
+
     @property
     def modulus(self) -> int:
         """``T = 2**bits``: the sum lives in ``[-T/2, T/2)``."""
