@@ -11,19 +11,23 @@ for the LLM. Per ``(n, epsilon)``, ``epsilon`` the organization-level epsilon of
 delta 1e-5 (RDP):
 
 - ``distributed``: Flower's simulation engine, SecAgg+ (bench/org_dp_round.py), 16 bits, shares
-  sized for ``min_survivors = n - round(0.3 n)`` (ledger KLS21 epsilon <= target), and
-  ``round(0.3 n)`` organizations dying at UNMASK (after masking);
+  sized for ``min_survivors`` organizations (ledger KLS21 epsilon <= target), in two
+  configurations, ``min_survivors = n`` and ``min_survivors = n - round(0.3 n)``, with
+  ``round(0.3 n)`` organizations dropping either after masking (they die at UNMASK: their masked
+  vectors are in the sum) or, for ``0.7 n``, before masking (they never send them; with
+  ``min_survivors = n`` such a round releases nothing, which ``--abort-orgs`` checks);
 - ``central``: a trusted aggregator adds ``N(0, (z C)^2 I_k)`` (Gaussian ``z`` calibrated to the
-  same epsilon) to the exact sum of the same clipped coordinates;
+  same epsilon) to the exact sum of the same clipped coordinates of the organizations it
+  receives (all ``n`` after masking, the survivors before);
 - ``none``: no noise, in the basis (``k``) and in the full space (``k = d``: the reference of the
   gain fractions).
 
 Gain fraction = (ppl_base - ppl) / (ppl_base - ppl_none_full) at the same ``n``, mean perplexity
 over the three families' organization validation texts (TinyLM: the aggregated update; LLM: the
-translated one). Every setting is averaged over ``--seeds`` noise draws (std reported). The
-distributed blocks of all settings of one ``n`` ride in one Flower round (each with its own
-parameters, decoded apart; a deployment releases one); ``round_s`` and ``bytes_per_org`` come
-from a separate Flower round that releases one ``k``-dim block alone.
+translated one). Every setting is averaged over ``--seeds`` independent noise draws (std
+reported). The distributed blocks of all settings of one ``n`` and drop stage ride in one Flower
+round (each with its own parameters, decoded apart; a deployment releases one); ``round_s`` and
+``bytes_per_org`` come from a separate Flower round that releases one ``k``-dim block alone.
 
     python -m bench.org_dp            # writes docs/benchmarks.md and docs/results/org_dp.json
 """
@@ -57,8 +61,8 @@ from gt_secure.update import UpdateVector
 
 DELTA, BITS, DROP = 1e-5, 16, 0.3
 DATA_FIELDS = ("orgs", "signal_l2", "ppl_base", "ppl", "llm_ppl_base", "llm_ppl")
-ROUND_FIELDS = ("orgs", "epsilon", "k", "bits", "dropout", "min_survivors", "round_s",
-                "bytes_per_org", "batched_round_s")
+ROUND_FIELDS = ("orgs", "epsilon", "k", "bits", "dropout", "min_survivors", "drop_stage",
+                "threshold", "summed", "round_s", "bytes_per_org", "batched_round_s")
 
 
 def ddp_params(eps: float, n: int, survivors: int, basis: PublicBasis | None, dim: int,
@@ -106,66 +110,106 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                       for d in json.loads(p.read_text())]  # every k measured at n
             continue
         got = run_orgs(n, list(all_updates[:n]), full, scorer, args)
-        path.write_text(json.dumps(got))
-        draws += got
+        new = {(d["k"], d["epsilon"]) for d in got}  # other settings (a k sweep) are kept
+        old = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps([d for d in old if (d["k"], d["epsilon"]) not in new]
+                                   + got))
+        draws += [d for p in sorted(CACHE.glob(f"draws_{n}_k*.json"))
+                  for d in json.loads(p.read_text())]
     return aggregate(draws)
+
+
+def _round(updates: list[np.ndarray], blocks: list[Block], dropped: set[int], stage: str,
+           threshold: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = flower_round(updates, blocks, dropped, Path(tmp), stage, threshold)
+    print(f"  {len(updates)} orgs, {len(blocks)} blocks, {stage}, guard {out['guard']}, "
+          f"threshold {threshold}: released {out['released']}, {out['summed']} vectors summed, "
+          f"{out['failures']} failures, {out['round_s']:.1f} s", flush=True)
+    return out
 
 
 def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Scorer,
              args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every draw at ``n`` organizations (one batched Flower round, optionally one alone)."""
-    rng = np.random.default_rng(n)
-    draws: list[dict[str, Any]] = []
-    dropped = set(range(n - round(DROP * n), n))
-    survivors = n - len(dropped)
+    """Every draw at ``n`` organizations: one batched Flower round per drop stage (every
+    ``(epsilon, seed)`` block of every configuration), and the checks of ``args``."""
+    rng = np.random.default_rng(n)  # central noise (independent of the organizations' shares)
+    m = n - round(DROP * n)  # organizations left after the drop; SecAgg+ threshold
+    dropped = set(range(m, n))
     ref = np.mean([clip_l2(u, published_clip(u.size)) for u in updates], axis=0)
-    common = {"orgs": n, "bits": None, "dropout": 0.0, "round_s": None,
+    common = {"orgs": n, "bits": None, "dropout": 0.0, "round_s": None, "min_survivors": None,
               "bytes_per_org": None, "signal_l2": float(np.linalg.norm(ref)),
               "ppl_base": scorer.base[0], "llm_ppl_base": scorer.base[1]}
-    settings = [(eps, args.k, s) for eps in args.eps for s in range(args.seeds)]
-    if n in args.sweep_orgs:
-        settings += [(args.sweep_eps, k, s) for k in [*args.k_sweep, 0]
-                     for s in range(args.seeds) if k != args.k]
-    blocks = []
-    for eps, k, _ in settings:
-        basis = full.truncate(k) if k else None
-        blocks.append(Block(ddp_params(eps, n, survivors, basis, k or ref.size,
-                                       published_clip(k or ref.size)), basis))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = flower_round(updates, blocks, dropped, Path(tmp))
-    with tempfile.TemporaryDirectory() as tmp:
-        alone = (flower_round(updates, blocks[:1], dropped, Path(tmp))
-                 if n in args.measure_orgs else {})
-    for k in sorted({k for _, k, _ in settings} | {0}):
+    # (epsilon, k, seed, min_survivors, drop stage) of every distributed block
+    main = [(e, args.k, s) for e in args.eps for s in range(args.seeds)]
+    sweep = [(args.sweep_eps, k, s) for k in [*args.k_sweep, 0] for s in range(args.seeds)
+             if k != args.k] if n in args.sweep_orgs else []
+    settings = {"after_masking": [(*t, ms) for t in main for ms in (n, m)]
+                + [(*t, n) for t in sweep], "before_masking": [(*t, m) for t in main]}
+    blocks = {stage: [Block(ddp_params(e, n, ms, full.truncate(k) if k else None,
+                                       k or ref.size, published_clip(k or ref.size)),
+                            full.truncate(k) if k else None) for e, k, _, ms in sets]
+              for stage, sets in settings.items()}
+    outs = {stage: _round(updates, blocks[stage], dropped, stage, m) for stage in settings}
+    for stage, out in outs.items():  # the 30% are (after) / are not (before) in the sum
+        want = n if stage == "after_masking" else m
+        if not out["released"] or out["summed"] != want or out["failures"] != n - m:
+            raise RuntimeError(f"{stage} round: {out} (expected {want} vectors summed)")
+    alone = (_round(updates, blocks["after_masking"][:1], dropped, "after_masking", m)
+             if n in args.measure_orgs else {})
+    checks = [{"orgs": n, "check": "min_survivors=n, drop before masking", "stage":
+               "before_masking", "threshold": m, "released": _round(
+                   updates, blocks["after_masking"][:1], dropped, "before_masking",
+                   m)["released"]}] if n in args.abort_orgs else []
+    if n in args.threshold_orgs:  # run_ddp_round's own threshold min(min_survivors, n - 1)
+        checks.append({"orgs": n, "check": "min_survivors=n, threshold n-1, drop after masking",
+                       "stage": "after_masking", "threshold": n - 1, "released": _round(
+                           updates, blocks["after_masking"][:1], dropped, "after_masking",
+                           n - 1)["released"]})
+    if checks:
+        (CACHE / f"checks_{n}.json").write_text(json.dumps(checks))
+    draws: list[dict[str, Any]] = []
+    drawn: set[tuple[float, int, int, str]] = set()
+    for k in sorted({t[1] for sets in settings.values() for t in sets} | {0}):
         basis = full.truncate(k) if k else None
         clip = published_clip(k or ref.size)
         coords = [clip_l2(basis.project(u) if basis else u, clip) for u in updates]
-        exact = np.mean(coords, axis=0)
         back = basis.reconstruct if basis else (lambda c: c)
-        tiny, llm = scorer(back(exact), True)
-        draws.append(common | {"epsilon": math.inf, "mode": "none", "k": k or ref.size,
-                               "seed": 0, "ppl": tiny, "llm_ppl": llm, "noise_l2": 0.0})
-        for (eps, kk, seed), block, total in zip(settings, blocks, out["totals"],
-                                                 strict=True):
-            if kk != k:
+        for stage, summed in (("after_masking", n), ("before_masking", m)):
+            if stage == "before_masking" and k != args.k:
                 continue
-            z0 = noise_multiplier_for(eps, DELTA, 1.0, 1, "rdp")
-            central = exact + rng.normal(0.0, z0 * clip, exact.size) / n
-            meas = alone if k == args.k else {}
-            for mode, mean in (("central", central), ("distributed", total / n)):
-                tiny, llm = scorer(back(mean), args.llm or k == args.k)
-                dist = mode == "distributed"
-                draws.append(common | {
-                    "epsilon": eps, "mode": mode, "k": k or ref.size, "seed": seed,
-                    "bits": BITS if dist else None, "dropout": len(dropped) / n,
-                    "z": block.params.noise_multiplier if dist else z0,
-                    "min_survivors": survivors if dist else None,
-                    "noise_l2": float(np.linalg.norm(back(mean) - back(exact))),
-                    "ppl": tiny, "llm_ppl": llm,
-                    "round_s": meas.get("round_s") if dist else None,
-                    "bytes_per_org": meas.get("bytes_per_org") if dist else None,
-                    "batched_round_s": out["round_s"] if dist else None})
-    print(f"n={n}: {len(draws)} draws, batched round {out['round_s']:.1f} s", flush=True)
+            exact = np.mean(coords[:summed], axis=0)  # the organizations whose updates count
+            tiny, llm = scorer(back(exact), True)
+            base = common | {"k": k or ref.size, "drop_stage": stage, "summed": summed}
+            draws.append(base | {"epsilon": math.inf, "mode": "none", "seed": 0, "ppl": tiny,
+                                 "llm_ppl": llm, "noise_l2": 0.0})
+            sets, out = settings[stage], outs[stage]
+            for (eps, kk, seed, ms), block, total in zip(sets, blocks[stage], out["totals"],
+                                                         strict=True):
+                if kk != k:
+                    continue
+                z0 = noise_multiplier_for(eps, DELTA, 1.0, 1, "rdp")
+                central = exact + rng.normal(0.0, z0 * clip, exact.size) / summed
+                cases = [("distributed", total / summed)]
+                if (eps, k, seed, stage) not in drawn:  # one central draw per setting
+                    drawn.add((eps, k, seed, stage))
+                    cases.append(("central", central))
+                meas = alone if (k, ms, stage) == (args.k, n, "after_masking") else {}
+                for mode, mean in cases:
+                    dist = mode == "distributed"
+                    tiny, llm = scorer(back(mean), (args.llm or k == args.k)
+                                       and seed < args.llm_seeds)
+                    draws.append(base | {
+                        "epsilon": eps, "mode": mode, "seed": seed, "ppl": tiny, "llm_ppl": llm,
+                        "bits": BITS if dist else None, "dropout": (n - m) / n,
+                        "z": block.params.noise_multiplier if dist else z0,
+                        "min_survivors": ms if dist else None,
+                        "threshold": m if dist else None,
+                        "noise_l2": float(np.linalg.norm(back(mean) - back(exact))),
+                        "round_s": meas.get("round_s") if dist else None,
+                        "bytes_per_org": meas.get("bytes_per_org") if dist else None,
+                        "batched_round_s": out["round_s"] if dist else None})
+    print(f"n={n}: {len(draws)} draws", flush=True)
     return draws
 
 
@@ -176,8 +220,10 @@ def write_parts(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         e["k"] for e in rows if e["orgs"] == r["orgs"])]
     write_results("org_dp_data", {"texts": args.texts, "steps": args.steps, "eval": args.eval,
                                   "rows": [{f: r[f] for f in DATA_FIELDS} for r in reference]})
-    write_results("org_dp_round", {"rows": [{f: r.get(f) for f in ROUND_FIELDS} for r in rows
-                                            if r["mode"] == "distributed"]})
+    checks = [c for n in args.orgs if (CACHE / f"checks_{n}.json").exists()
+              for c in json.loads((CACHE / f"checks_{n}.json").read_text())]
+    write_results("org_dp_round", {"checks": checks, "rows": [
+        {f: r.get(f) for f in ROUND_FIELDS} for r in rows if r["mode"] == "distributed"]})
     write_results("org_dp_report", {"k": args.k, "targets": target_rows(rows, args.k)})
 
 
@@ -187,15 +233,21 @@ def main() -> None:
     parser.add_argument("--eps", type=float, nargs="+", default=[8.0, 4.0, 2.0, 1.0])
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--k-sweep", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
-    parser.add_argument("--sweep-orgs", type=int, nargs="*", default=[10, 100])
+    parser.add_argument("--sweep-orgs", type=int, nargs="*", default=[])
     parser.add_argument("--sweep-eps", type=float, default=4.0)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--eval", type=int, default=24)
     parser.add_argument("--llm", action="store_true", help="LLM for the k sweep rows too")
+    parser.add_argument("--llm-seeds", type=int, default=3,
+                        help="noise draws whose translated LLM is scored (the first ones)")
     parser.add_argument("--measure-orgs", type=int, nargs="*", default=[3, 10, 30],
                         help="n whose k-dim release also runs alone (round s, bytes)")
+    parser.add_argument("--abort-orgs", type=int, nargs="*", default=[3, 10, 30],
+                        help="n whose round with min_survivors=n and a drop before masking runs")
+    parser.add_argument("--threshold-orgs", type=int, nargs="*", default=[10],
+                        help="n whose round runs with run_ddp_round's threshold n-1")
     parser.add_argument("--reuse", action="store_true", help="reuse runs/org_dp/draws_<n>")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()

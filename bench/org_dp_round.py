@@ -4,10 +4,18 @@ Each organization (one SuperNode) releases one or more *blocks*, each a full
 :func:`~gt_secure.organization.ddp_share.basis_share` (or :func:`noise_share` without a basis)
 of its update under its own :class:`DdpParams`; the blocks' integer wires are concatenated into
 one SecAgg+ vector (same ``2**bits`` modulus), and the server decodes each slice of Flower's
-mean with its own parameters. ``dropped`` organizations die at UNMASK, after sending their masked
-vector (so their vector and noise share are in the sum and the server must reconstruct their
-self-masks from the others' shares). Round time is the server's ``run_ddp_round`` wall time;
-bytes per organization is everything its ClientApp sent over the SecAgg+ stages.
+mean with its own parameters. ``dropped`` organizations die at UNMASK (``after_masking``: their
+masked vector and noise share are in the sum, the server reconstructs their self-masks from the
+others' shares) or at COLLECT_MASKED_VECTORS (``before_masking``: their vector never reaches the
+sum, the server reconstructs their pairwise masks). The organizations'
+:func:`~gt_secure.aggregation.ddp_round.survivor_guard` refuses UNMASK below ``guard`` vectors in
+the sum (the blocks' largest ``min_survivors``: a refused round releases nothing). SecAgg+'s
+reconstruction threshold (the UNMASK replies Flower needs) is ``threshold``, set apart from
+``min_survivors``: :func:`run_ddp_round` derives it from the transport parameters'
+``min_survivors`` (``min(min_survivors, n - 1)``), so with ``min_survivors = n`` it would need
+``n - 1`` replies and fail as soon as two organizations die at UNMASK. Round time is the server's
+``run_ddp_round`` wall time; bytes per organization is everything its ClientApp sent over the
+SecAgg+ stages.
 """
 
 from __future__ import annotations
@@ -63,18 +71,22 @@ def _sent_bytes(reply: Message) -> int:
 
 
 def flower_round(updates: list[np.ndarray], blocks: list[Block], dropped: set[int],
-                 workdir: Path) -> dict[str, Any]:
-    """Run the round; the decoded sum of each block (float, its own dim), the survivors (whose
-    vectors are in the sum), round seconds and mean bytes sent per organization."""
+                 workdir: Path, stage: str = "after_masking", threshold: int | None = None
+                 ) -> dict[str, Any]:
+    """Run the round; the decoded sum of each block (float, its own dim; None when the round
+    released nothing), how many vectors are in the sum, the UNMASK failures, round seconds and
+    mean bytes sent per organization."""
     n, dim = len(updates), sum(b.params.dim for b in blocks)
-    guard = min(b.params.min_survivors for b in blocks)
+    guard = max(b.params.min_survivors for b in blocks)
+    threshold = threshold or min(b.params.min_survivors for b in blocks)
+    drop_at = {"after_masking": Stage.UNMASK, "before_masking": Stage.COLLECT_MASKED_VECTORS}
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
 
     def measure_and_drop(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
         pid = int(ctxt.node_config["partition-id"])
         record = msg.content.config_records.get(RECORD_KEY_CONFIGS)
-        if pid in dropped and record is not None and record.get(Key.STAGE) == Stage.UNMASK:
-            raise RuntimeError("organization dropped after sending its masked vector")
+        if pid in dropped and record is not None and record.get(Key.STAGE) == drop_at[stage]:
+            raise RuntimeError(f"organization dropped at {drop_at[stage]}")
         reply = call_next(msg, ctxt)
         with open(workdir / f"bytes{pid}.txt", "a") as f:
             f.write(f"{_sent_bytes(reply)}\n")
@@ -90,9 +102,10 @@ def flower_round(updates: list[np.ndarray], blocks: list[Block], dropped: set[in
         return Message(compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
     server = ServerApp()
-    # Flower's mean is decoded per block; a zero-noise DdpParams carrying the whole vector is
-    # only the transport (same modulus), the blocks' own params decode their slices.
-    transport = blocks[0].params.model_copy(update={"dim": dim, "min_survivors": guard})
+    # Flower's mean is decoded per block; a DdpParams carrying the whole vector is only the
+    # transport (same modulus; its min_survivors sets the SecAgg+ reconstruction threshold), the
+    # blocks' own params decode their slices.
+    transport = blocks[0].params.model_copy(update={"dim": dim, "min_survivors": threshold})
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
@@ -101,20 +114,24 @@ def flower_round(updates: list[np.ndarray], blocks: list[Block], dropped: set[in
         result = run_ddp_round(grid, context, 1, np.zeros(dim), transport, n,
                                lambda node, meta: None, 1800.0, {"round": 1})
         seconds = time.monotonic() - start
-        survivors = len(result.outcome.survivors)
+        summed = len(result.outcome.survivors)  # organizations whose vectors are in the sum
         if result.total is not None:
-            np.save(workdir / "mean.npy", result.total / transport.scale / survivors)
-        (workdir / "server.json").write_text(json.dumps({"round_s": seconds,
-                                                         "survivors": survivors}))
+            np.save(workdir / "mean.npy", result.total / transport.scale / summed)
+        (workdir / "server.json").write_text(json.dumps({
+            "round_s": seconds, "summed": summed, "released": result.total is not None,
+            "failures": len(result.outcome.failures)}))
 
     run_simulation(server, app, num_supernodes=n, backend_config=BACKEND)
     out = json.loads((workdir / "server.json").read_text())
-    flower_mean = np.load(workdir / "mean.npy")  # (dim,) Flower's mean of the integer wires
-    totals, start = [], 0
-    for b in blocks:
-        part = flower_mean[start:start + b.params.dim]
-        totals.append(decode_sum(part, out["survivors"], b.params))
-        start += b.params.dim
+    totals: list[np.ndarray | None] = [None] * len(blocks)
+    if out["released"]:
+        flower_mean = np.load(workdir / "mean.npy")  # (dim,) Flower's mean of the integer wires
+        start = 0
+        for i, b in enumerate(blocks):
+            totals[i] = decode_sum(flower_mean[start:start + b.params.dim], out["summed"],
+                                   b.params)
+            start += b.params.dim
     sent = [sum(int(x) for x in (workdir / f"bytes{i}.txt").read_text().split())
-            for i in range(n)]
-    return out | {"totals": totals, "bytes_per_org": int(np.mean(sent))}
+            for i in range(n) if (workdir / f"bytes{i}.txt").exists()]
+    return out | {"totals": totals, "bytes_per_org": int(np.mean(sent)), "guard": guard,
+                  "threshold": threshold, "stage": stage}
