@@ -108,9 +108,10 @@ class DdpParams(BaseModel):
     def for_epsilon(cls, epsilon: float, clip_norm: float, dim: int, organizations: int,
                     min_survivors: int, max_colluders: int, bits: int,
                     basis: ReleaseBasis | None = None) -> DdpParams:
-        """:meth:`choose` with the smallest noise multiplier (to 0.1%) whose ledger epsilon
-        (KLS21, RDP, delta :data:`ORG_DELTA`) is ``<= epsilon``: the continuous Gaussian's
-        multiplier, raised until the discrete mechanism's rounding and sensitivity fit."""
+        """:meth:`choose` with a noise multiplier whose ledger epsilon (KLS21, RDP, delta
+        :data:`ORG_DELTA`) is ``<= epsilon``: the continuous Gaussian's multiplier for
+        ``epsilon`` (Opacus, to 0.01 in epsilon), raised in 0.1% steps until the discrete
+        mechanism's rounding and sensitivity fit."""
         from gt_secure.ledger.accountant import compute_epsilon, noise_multiplier_for
 
         z = noise_multiplier_for(epsilon, ORG_DELTA, 1.0, 1, "rdp")

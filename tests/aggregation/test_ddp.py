@@ -109,12 +109,11 @@ def test_refusals_name_the_field() -> None:
 
 
 @pytest.mark.parametrize(("epsilon", "survivors"), [(8.0, 3), (2.0, 2)])
-def test_for_epsilon_meets_the_target_with_the_least_noise(epsilon: float,
+def test_for_epsilon_meets_the_target_with_little_slack(epsilon: float,
                                                            survivors: int) -> None:
     from gt_secure.aggregation.ddp import ORG_DELTA
     from gt_secure.ledger.accountant import compute_epsilon
 
     params = DdpParams.for_epsilon(epsilon, 0.65, 16, 3, survivors, 0, 16)
-    assert compute_epsilon([params.mechanism()], ORG_DELTA, "rdp") <= epsilon
-    less = DdpParams.choose(0.65, 16, params.noise_multiplier / 1.002, 3, survivors, 0, 16)
-    assert compute_epsilon([less.mechanism()], ORG_DELTA, "rdp") > epsilon  # 0.2% less: over
+    # within Opacus's epsilon tolerance (0.01) of the target, never above it
+    assert epsilon - 0.011 <= compute_epsilon([params.mechanism()], ORG_DELTA, "rdp") <= epsilon
