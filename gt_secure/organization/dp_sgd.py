@@ -225,7 +225,9 @@ def train_dp_sgd(model: PeftModel, data: Mapping[str, torch.Tensor], cfg: DpSgdC
     if counted != mechanism.steps:
         raise InvalidFieldError("steps", counted, f"{mechanism.steps}: the accountant must count "
                                 "every planned noisy step, else the recorded epsilon is wrong")
-    epsilon = float(training.engine.get_epsilon(cfg.delta))
+    # no noise: no guarantee (Opacus's PRV accountant overflows on it instead of saying so)
+    epsilon = (math.inf if mechanism.noise_multiplier == 0
+               else float(training.engine.get_epsilon(cfg.delta)))
     training.module._close()  # remove Opacus hooks and grad_sample attributes
     model.eval()
     return DpSgdResult(model, mechanism, epsilon, tuple(losses))

@@ -123,6 +123,15 @@ def test_training_accounts_every_step_and_matches_ledger_accountant() -> None:
     assert all(not hasattr(p, "grad_sample") for p in result.model.parameters())
 
 
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_no_noise_trains_and_reports_infinite_epsilon(accountant: Any) -> None:
+    cfg = DpSgdConfig(noise_multiplier=0.0, batch_size=8, epochs=1, secure_mode=True,
+                      accountant=accountant)
+    result = train_dp_sgd(lora_tinylm(), token_data(16, 12, seed=5), cfg)
+    assert result.epsilon == math.inf == compute_epsilon([result.mechanism], cfg.delta,
+                                                         accountant)
+
+
 def test_target_epsilon_is_solved_before_training() -> None:
     # Demo shape: 512 texts, expected batch 32 -> q = 1/16, 4 epochs = 64 steps.
     cfg = DpSgdConfig(target_epsilon=1.0, batch_size=32, epochs=4)
