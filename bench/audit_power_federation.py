@@ -1,17 +1,22 @@
-"""Audit power of the federation audit: planted bugs at one organization x released artifact.
+"""Audit power of the federation audit: planted bugs x released artifact.
 
-Run: ``python -m bench.audit_power_federation [--runs none=2 noise_off=2 steps_x4=1] [--out F]``
+Run: ``python -m bench.audit_power_federation [--runs none=5 noise_off=5 ...] [--out F]``
 (F defaults to docs/results/audit_power.json). Each run is the whole federation in Flower's
-simulation engine (3 organizations, dp-sgd-secagg: DP-SGD epsilon 1 per organization, SecAgg+,
-the shipped translator), 64 rare-token canaries in the bank's data (half inserted), 64 local
-steps, 16 own texts per organization (:func:`gt_secure.audit.federation.run_federation_audit`);
-the bug is planted at the bank only, whose ledger still records the planned mechanism. One run
-scores both artifacts, so each run gives one row per audit (``federation_tinylm_update``,
-``federation_adapter``). Then the scores' own positive control
-(:func:`~gt_secure.audit.federation.nonprivate_control`: the bank's texts + "in" canaries
-fine-tuned without DP, ``--control-steps`` steps, translated, scored). Rows of these audits in
-F are replaced, every other row is kept (``bench/audit_power.py`` owns those), as are the power
-rows of the other audits; this bench's own rows also go to docs/results/audit_power_federation.json.
+simulation engine (3 organizations, dp-sgd-secagg: DP-SGD epsilon 1 per organization, the update
+clipped to norm 1, SecAgg+, the provider's translator), 64 local steps, 16 own texts per
+organization (:func:`gt_secure.audit.federation.run_federation_audit`). The bank is the
+audited organization: with ``--canaries gradient`` (default) its DP-SGD carries 256 Dirac
+gradient canaries on the TinyLM LoRA A factors (half "in", Poisson-included at the recorded
+rate, clipped and noised by Opacus), scored white-box on the aggregated TinyLM update (their
+coordinates) and on the delivered adapter (through the public translator); with ``text``, 64
+rare-token canary texts in its data, scored by loss drop (plus ``--control-steps``: the scores'
+non-private control outside the federation). A cell is ``BUG[@all][+translator_copy]=RUNS``
+(seeds 0..RUNS-1): ``BUG`` is planted at the bank (``@all``: at all three organizations) while
+the ledgers record the plan; ``+translator_copy`` makes the provider translate with a map that
+copies the TinyLM update into the adapter (the adapter audit's positive control). One run scores
+both artifacts: one row per audit. Rows and power entries of these audits in F are replaced,
+every other row is kept (``bench/audit_power.py`` owns those); this bench's own rows also go to
+docs/results/audit_power_federation.json.
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ from gt_secure.audit.federation import (
 from gt_secure.audit.results import AuditResult
 from gt_secure.audit.strength import largest_detectable_epsilon
 
-SETTINGS = {"n_canaries": 64, "local_steps": 64, "num_texts": 16}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "gradient": {"n_canaries": 256, "local_steps": 64, "num_texts": 16, "canaries": "gradient"},
+    "text": {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "canaries": "text"},
+}
+DEFAULT_RUNS = ["none=5", "noise_off=5", "noise_off@all=5", "steps_x4=5",
+                "noise_off+translator_copy=3", "none+translator_copy=2"]
 
 
 def _tpr(result: AuditResult) -> dict[str, Any]:
@@ -42,66 +52,91 @@ def _tpr(result: AuditResult) -> dict[str, Any]:
     return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
 
 
-def merge(out: Path, rows: list[dict[str, Any]], power: list[dict[str, Any]]) -> None:
+def parse_cell(cell: str) -> tuple[str, dict[str, Any], int]:
+    """``noise_off@all+translator_copy=3`` -> (row name, config fields, runs)."""
+    spec, runs = cell.split("=")
+    bug, _, provider = spec.partition("+")
+    bug, _, where = bug.partition("@")
+    fields: dict[str, Any] = {"bug": None if bug == "none" else bug,
+                              "bug_at": where or "org", "provider_bug": provider or None}
+    name = bug + ("_all_orgs" if where == "all" else "") + (f"+{provider}" if provider else "")
+    return name, fields, int(runs)
+
+
+def merge(out: Path, settings: dict[str, Any], rows: list[dict[str, Any]],
+          power: list[dict[str, Any]]) -> None:
     """Replace this bench's rows and power entries in ``out``; keep everything else."""
     found = json.loads(out.read_text()) if out.exists() else {"rows": [], "power": [],
                                                                  "tightness": []}
     found["rows"] = [r for r in found["rows"] if r["audit"] not in ARTIFACTS] + rows
     found["power"] = [p for p in found.get("power", []) if p["audit"] not in ARTIFACTS] + power
     out.write_text(json.dumps(found, indent=1) + "\n")
-    write_results("audit_power_federation", {"settings": SETTINGS, "rows": rows, "power": power})
+    write_results("audit_power_federation", {"settings": settings, "rows": rows, "power": power})
+
+
+def power_entries(firsts: dict[tuple[str, str], AuditResult],
+                  n_canaries: int) -> list[dict[str, Any]]:
+    """Per audit: its positive controls (seed 0) and the largest epsilon its canaries reach."""
+    out = []
+    for audit in ARTIFACTS:
+        entry: dict[str, Any] = {"audit": audit, "canaries": n_canaries}
+        for bug in ("noise_off", "noise_off_all_orgs", "noise_off+translator_copy"):
+            if (c := firsts.get((bug, audit))) is not None:
+                entry[f"positive_control_{bug}"] = {"eps_lb": c.eps_lb, "auc": c.metrics.auc,
+                                                    "verdict": c.verdict, **_tpr(c)}
+        anyone = next(r for (_, a), r in firsts.items() if a == audit)
+        entry["largest_detectable_epsilon"] = round(largest_detectable_epsilon(anyone), 3)
+        out.append(entry)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=["none=2", "noise_off=2", "steps_x4=1"],
-                        help="bug=runs (seeds 0..runs-1)")
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
+                        help="BUG[@all][+translator_copy]=RUNS (seeds 0..RUNS-1)")
+    parser.add_argument("--canaries", choices=sorted(SETTINGS), default="gradient")
     parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
-    parser.add_argument("--control-steps", type=int, default=800,
-                        help="steps of the non-private fine-tune scored as the scores' control")
+    parser.add_argument("--control-steps", type=int, default=0,
+                        help="text canaries: steps of the non-private fine-tune scored as the "
+                        "scores' control (0: not run)")
     args = parser.parse_args()
-    cells = [(bug, int(n)) for bug, n in (item.split("=") for item in args.runs)]
+    settings = SETTINGS[args.canaries]
     rows: list[dict[str, Any]] = []
     firsts: dict[tuple[str, str], AuditResult] = {}
-    for bug, runs in cells:
+    power: list[dict[str, Any]] = []
+    for name, fields, runs in map(parse_cell, args.runs):
         results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
         start = time.perf_counter()
         for seed in range(runs):
-            cfg = FederationAuditConfig(**SETTINGS, seed=seed,
-                                        bug=None if bug == "none" else bug)  # type: ignore[arg-type]
+            cfg = FederationAuditConfig(**settings, **fields, seed=seed)
             for r in run_federation_audit(cfg).results:
                 results[r.attack].append(r)
-                firsts.setdefault((bug, r.attack), r)
-                print(json.dumps({"bug": bug, "seed": seed, "audit": r.attack,
+                firsts.setdefault((name, r.attack), r)
+                print(json.dumps({"bug": name, "seed": seed, "audit": r.attack,
                                   "auc": round(r.metrics.auc, 3), "eps_lb": r.eps_lb}),
                       file=sys.stderr, flush=True)
         seconds = (time.perf_counter() - start) / runs
         for audit, got in results.items():
-            rows.append({"bug": bug, "audit": audit, "runs": runs,
+            rows.append({"bug": name, "audit": audit, "runs": runs,
                          "detected_runs": sum(r.verdict == "FAIL" for r in got),
-                         "seconds": round(seconds, 1),
-                         "eps_lb_max": round(max(r.eps_lb for r in got), 3),
-                         "auc_max": round(max(r.metrics.auc for r in got), 3),
+                         "seconds": round(seconds, 1), "canaries": args.canaries,
+                         "eps_lb": [round(r.eps_lb, 3) for r in got],
+                         "auc": [round(r.metrics.auc, 3) for r in got],
                          "claimed_epsilon": round(got[0].claimed_epsilon, 4)})
-        power = [{"audit": a, "canaries": SETTINGS["n_canaries"],
-                  "positive_control_noise_off": ({"eps_lb": c.eps_lb, "auc": c.metrics.auc,
-                                                  **_tpr(c)} if (c := firsts.get(
-                                                      ("noise_off", a))) else None),
-                  "largest_detectable_epsilon": round(largest_detectable_epsilon(
-                      next(r for (b, x), r in firsts.items() if x == a)), 3)}
-                 for a in ARTIFACTS]
-        merge(args.out, rows, power)  # after every cell: a long grid keeps what it measured
-    first = next(iter(firsts.values()))
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as work:
-        control = nonprivate_control(FederationAuditConfig(**SETTINGS), first.claimed_epsilon,
-                                     first.delta, Path(work), steps=args.control_steps)
-    seconds = time.perf_counter() - start
-    for entry, c in zip(power, control, strict=True):
-        entry[f"positive_control_nonprivate_{args.control_steps}_steps"] = {
-            "eps_lb": c.eps_lb, "auc": c.metrics.auc, "verdict": c.verdict,
-            "seconds": round(seconds, 1), **_tpr(c)}
-    merge(args.out, rows, power)
+        power = power_entries(firsts, settings["n_canaries"])
+        merge(args.out, settings, rows, power)  # after every cell: a long grid keeps its rows
+    if args.canaries == "text" and args.control_steps:
+        first = next(iter(firsts.values()))
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as work:
+            control = nonprivate_control(FederationAuditConfig(**settings), first.claimed_epsilon,
+                                         first.delta, Path(work), steps=args.control_steps)
+        seconds = time.perf_counter() - start
+        for entry, c in zip(power, control, strict=True):
+            entry[f"positive_control_nonprivate_{args.control_steps}_steps"] = {
+                "eps_lb": c.eps_lb, "auc": c.metrics.auc, "verdict": c.verdict,
+                "seconds": round(seconds, 1), **_tpr(c)}
+        merge(args.out, settings, rows, power)
     for row in rows:
         print(json.dumps(row))
 

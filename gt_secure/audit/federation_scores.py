@@ -8,6 +8,10 @@ per-example loss :class:`~gt_secure.organization._opacus.PerExampleLoss`), where
 shipped model the artifact adapts (the TinyLM for the aggregated update, the LLM for the
 delivered adapter). An inserted canary's own sequence is learnt; a held-out one only shares the
 generic "rare tokens become likelier" part, which moves every canary alike.
+
+Dirac gradient canaries (:class:`~gt_secure.audit.federation_app.GradientCanarySpec`) own one
+coordinate of the TinyLM LoRA each; canary ``k`` is scored on an update vector by how far its
+coordinate moved against its gradient: ``s_k = -update[i_k]`` (:func:`coordinate_scores`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 from gt_secure.audit.data_path import canary_tokens
+from gt_secure.audit.federation_app import GradientCanarySpec
 from gt_secure.update import UpdateVector
 
 
@@ -79,3 +84,26 @@ def adapter_scores(adapter_dir: Path, texts: Sequence[str]) -> np.ndarray:
     base, _, _, tokenizer = fresh_lora("llm")
     return canary_losses(base, tokenizer, texts) - canary_losses(load_adapter(adapter_dir),
                                                                  tokenizer, texts)
+
+
+def canary_indices(spec: GradientCanarySpec) -> tuple[np.ndarray, list[bool]]:
+    """``(i_k, coins)``: the flat update-vector index of each Dirac canary's coordinate, (m,),
+    and its in/out coin, as the instrumented organization draws them on the TinyLM LoRA."""
+    from gt_secure.audit.gradient_canary import make_gradient_canaries, trainable
+    from gt_secure.provider.adapter import fresh_lora
+    from gt_secure.update.lora import lora_parameters
+
+    model, _, layout, _ = fresh_lora("tinylm")
+    canaries = make_gradient_canaries(model, spec.n_canaries, spec.seed, spec.grad_norm,
+                                      spec.match)
+    canonical = {id(p): name for name, p in lora_parameters(model).items()}
+    start = {entry.name: s for entry, s, _ in layout.offsets()}
+    params = trainable(model)
+    index = [start[canonical[id(params[name])]] + coord
+             for name, coord in zip(canaries.params, canaries.coords, strict=True)]
+    return np.asarray(index), canaries.is_member
+
+
+def coordinate_scores(update: UpdateVector, index: np.ndarray) -> np.ndarray:
+    """(m,) ``-update[i_k]``: each canary's coordinate moved against its (positive) gradient."""
+    return -update.flat[index].astype(np.float64)

@@ -1,7 +1,8 @@
 """``gt-secure audit federation``: audit what the federation released (canaries at one org).
 
 Runs the whole federation in Flower's simulation engine (3 organizations, the protocol's
-aggregation, the shipped translator) with rare-token canaries in ``--org``'s data, then scores
+aggregation, the shipped translator) with canaries at ``--org`` (``--canaries gradient``: Dirac
+gradient canaries in its DP-SGD, the default; ``text``: rare-token texts in its data), then scores
 the aggregated TinyLM update and the delivered LLM adapter against that organization's ledger
 claim (:mod:`gt_secure.audit.federation`). ``--bug`` plants a DP-SGD bug at ``--org`` (its ledger
 still records the plan); ``--with-control`` also runs the positive control (``noise_off``).
@@ -35,6 +36,9 @@ def register_federation(sub: Any) -> None:
     fed.add_argument("--bug", choices=list(BUGS), help="plant a DP-SGD bug at --org")
     fed.add_argument("--with-control", action="store_true",
                      help="also run the positive control (noise off at --org)")
+    fed.add_argument("--canaries", choices=["gradient", "text"], default="gradient",
+                     help="Dirac gradient canaries in --org's DP-SGD (white-box) or rare-token "
+                     "canary texts in its data")
     fed.add_argument("--seed", type=int, default=0, help="canary tokens and coins")
     fed.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound")
     fed.add_argument("--work-dir", type=Path, help="keep the federation's files here")
@@ -51,7 +55,8 @@ def _run(args: argparse.Namespace, bug: str | None, name: str) -> Any:
     try:
         cfg = FederationAuditConfig(protocol=args.protocol, org=args.org, n_canaries=args.n,
                                     local_steps=args.local_steps, num_texts=args.num_texts,
-                                    seed=args.seed, beta=args.beta, bug=bug)
+                                    seed=args.seed, beta=args.beta, bug=bug,
+                                    canaries=args.canaries)
     except ValidationError as err:  # one line naming the flag, the value and the constraint
         first = err.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
