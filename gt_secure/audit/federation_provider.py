@@ -43,7 +43,11 @@ def copy_translator() -> Translator:
     net = GradTransformer(shipped.net.cfg.model_copy(update={"linear_rank": d_tiny}))
     for name in ("tiny_mean", "tiny_std", "llm_mean", "llm_std"):
         getattr(net, name).copy_(getattr(shipped.net, name).cpu())
-    net.set_linear_path(torch.eye(d_tiny, d_llm))  # (D_tiny, D_llm): residual stays 0
+    with torch.no_grad():  # the path [I | 0] as set_linear_path stores it (its SVD: U = S = I)
+        net.linear_down.weight.copy_(torch.eye(d_tiny))  # (D_tiny, D_tiny)
+        net.linear_up.weight.copy_(torch.eye(d_llm, d_tiny))  # (D_llm, D_tiny); residual: 0
+    net.linear_down.weight.requires_grad_(False)
+    net.linear_up.weight.requires_grad_(False)
     return Translator(net, shipped.tiny_layout, shipped.llm_layout)
 
 
