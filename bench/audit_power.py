@@ -7,7 +7,12 @@ then
 claim 8: the Gaussian-DP one-run bound of full-batch DP-SGD with 8000 Dirac canaries
 (:func:`gt_secure.audit.tightness.audit_tightness`), claim from the RDP and from the PRV
 accountant, median/min/max over seeds, its positive control and ceiling (add
-``--tightness-data-path`` to re-measure the data-path audit's row at that claim too). Audits:
+``--tightness-data-path`` to re-measure the data-path audit's row at that claim too), and
+``python bench/audit_power.py --tightness-epsilon 8 --tightness-subsampled rdp prv
+--tightness-runs 3`` replaces the Poisson-subsampled rows (q = 1/2, T = 64): the per-step
+white-box audit with 16000 canary records and the f-DP one-run bound with the composed subsampled
+Gaussian's curve (:func:`gt_secure.audit.tightness.audit_subsampled_tightness`), its noise-off
+positive control and ceiling. Audits:
 
 * ``data_path_canary``: rare-token canary records through the real data path
   (:func:`gt_secure.audit.data_path.audit_org_data_path`, 256 canaries, N = 256, q = 1/8);
@@ -38,6 +43,7 @@ import torch
 from gt_secure.audit.canary import make_manifest, run_canary_audit
 from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer
+from gt_secure.audit.fdp_one_run import fdp_one_run_audit
 from gt_secure.audit.gradient_canary import (
     GRADIENT_AUDIT_DP_SGD,
     PLANTED_BUGS,
@@ -47,7 +53,13 @@ from gt_secure.audit.gradient_canary import (
 )
 from gt_secure.audit.results import AuditResult
 from gt_secure.audit.strength import largest_detectable_epsilon
-from gt_secure.audit.tightness import audit_tightness, gdp_ceiling
+from gt_secure.audit.subsampled_curve import SubsampledGaussianFamily
+from gt_secure.audit.tightness import (
+    audit_subsampled_tightness,
+    audit_tightness,
+    fraction_guess_grid,
+    gdp_ceiling,
+)
 from gt_secure.ledger.accountant import AccountantName
 
 BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
@@ -149,6 +161,52 @@ def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = Fal
     out.write_text(json.dumps(found, indent=1) + "\n")
 
 
+def _subsampled_tightness(epsilon: float, accountant: AccountantName, runs: int,
+                          n_canaries: int) -> dict[str, Any]:
+    """The per-step f-DP audit on the correct Poisson-subsampled pipeline, seeds 0..runs-1."""
+    results, extras, seconds = [], [], []
+    for seed in range(runs):
+        start = time.perf_counter()
+        r, extra = audit_subsampled_tightness(epsilon, accountant=accountant, seed=seed,
+                                              n_canaries=n_canaries)
+        seconds.append(time.perf_counter() - start)
+        results.append(r)
+        extras.append(extra)
+        print(json.dumps({"seed": seed, "eps_lb": r.eps_lb, "claim": r.claimed_epsilon,
+                          "seconds": seconds[-1], **extra}), file=sys.stderr, flush=True)
+    first, bounds = results[0], [r.eps_lb for r in results]
+    control = audit_subsampled_tightness(epsilon, accountant="rdp", noise_off=True,
+                                         n_canaries=n_canaries)[0]
+    family = SubsampledGaussianFamily(extras[0]["sample_rate"], int(extras[0]["steps"]))
+    ceiling = fdp_one_run_audit([float(y) for y in first.is_member], first.is_member, family,
+                                delta=first.delta, guess_grid=fraction_guess_grid(n_canaries),
+                                points=3).epsilon
+    return {"audit": f"step_canary_fdp_subsampled ({accountant} claim)",
+            "claimed_epsilon": round(first.claimed_epsilon, 4), "lower_bound": median(bounds),
+            "lower_bound_min": min(bounds), "lower_bound_max": max(bounds), "runs": runs,
+            "lower_bounds": [round(b, 3) for b in bounds],
+            "true_epsilon_pld": round(extras[0]["true_epsilon_pld"], 3),
+            **{k: extras[0][k] for k in ("sample_rate", "steps", "noise_multiplier")},
+            "strength_seed0": first.empirical_epsilon.mu,
+            "eps_delta_one_run_same_scores": [round(e["eps_delta_one_run"], 3) for e in extras],
+            "canaries": n_canaries, "seconds": round(median(seconds), 1),
+            "largest_detectable_epsilon": round(ceiling, 3),
+            "positive_control_noise_off": {"eps_lb": control.eps_lb, **_tpr(control)},
+            "correct_seed0": {"eps_lb": first.eps_lb, "auc": first.metrics.auc, **_tpr(first)}}
+
+
+def append_subsampled_tightness(out: Path, epsilon: float, runs: int,
+                                accountants: list[AccountantName], n_canaries: int) -> None:
+    """Replace the subsampled per-step tightness rows at claim ``epsilon`` (others kept)."""
+    for accountant in accountants:
+        row = _subsampled_tightness(epsilon, accountant, runs, n_canaries)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        found = json.loads(out.read_text())
+        found["tightness"] = [t for t in found["tightness"] if not (
+            t["audit"] == row["audit"] and abs(t["claimed_epsilon"] - epsilon) < 0.1)] + [row]
+        out.write_text(json.dumps(found, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audits", nargs="+", default=list(DEFAULT_RUNS))
@@ -159,8 +217,16 @@ def main() -> None:
     parser.add_argument("--tightness-runs", type=int, default=10)
     parser.add_argument("--tightness-data-path", action="store_true",
                         help="also re-measure the data-path audit's tightness row (3 seeds)")
+    parser.add_argument("--tightness-subsampled", nargs="+", choices=["rdp", "prv"],
+                        help="with --tightness-epsilon: only the Poisson-subsampled per-step "
+                        "f-DP rows, claims from these accountants")
+    parser.add_argument("--tightness-canaries", type=int, default=16000)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.tightness_epsilon is not None and args.tightness_subsampled:
+        append_subsampled_tightness(args.out, args.tightness_epsilon, args.tightness_runs,
+                                    args.tightness_subsampled, args.tightness_canaries)
+        return
     if args.tightness_epsilon is not None:
         append_tightness(args.out, args.tightness_epsilon, args.tightness_runs,
                          args.tightness_data_path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from gt_secure.audit.empirical_epsilon import EpsilonBound, one_run_audit
 from gt_secure.audit.gdp_one_run import gdp_one_run_audit
-from gt_secure.audit.gradient_canary import PlantedBug, audit_org_dp_sgd
+from gt_secure.audit.gradient_canary import PlantedBug, audit_org_dp_sgd, make_gradient_canaries
 from gt_secure.audit.results import AuditResult
 from gt_secure.errors import InvalidFieldError
 from gt_secure.ledger.accountant import AccountantName
@@ -78,3 +78,53 @@ def gdp_ceiling(result: AuditResult) -> float:
     bound = result.empirical_epsilon
     return gdp_one_run_audit([float(y) for y in labels], labels, delta=bound.delta,
                              beta=bound.beta, guess_grid=fraction_guess_grid(len(labels))).epsilon
+
+
+# Poisson-subsampled DP-SGD (q = 1/2, T = 64) with the per-step white-box audit: 16000 canary
+# records on the lora_A coordinates of a rank-32 adapter (16384), the f-DP one-run bound with the
+# composed subsampled Gaussian's curve. Chosen by simulating the exact mechanism with the optimal
+# score (tests/audit/test_subsampled_curve.py): at claim 8, T in {2, 4, 8, 16} or q = 1/4, 1/8
+# at 8000 canaries stay below 4; q = 1/2, T = 64 with 16000 canaries reaches it.
+# Texts cut to 4 tokens: each step's cost is the forward/backward of ~4000 rows (the canary records
+# are real batch rows) and the audit measures the mechanism (q, T, z, C), not the text length.
+SUBSAMPLED_LORA = LoraSpec(r=32)
+SUBSAMPLED_DP_SGD = TIGHT_DP_SGD.model_copy(update={"steps": 64, "max_length": 4})
+SUBSAMPLED_RATE_DIVISOR = 2  # q = 1 / ceil(N / B) = 1/2
+
+
+def audit_subsampled_tightness(
+    epsilon: float = 8.0,
+    *,
+    accountant: AccountantName = "rdp",
+    n_canaries: int = 16000,
+    seed: int = 0,
+    noise_off: bool = False,
+    steps: int | None = None,
+    lora: LoraSpec = SUBSAMPLED_LORA,
+    beta: float = 0.05,
+) -> tuple[AuditResult, dict[str, float]]:
+    """Per-step white-box audit of Poisson-subsampled DP-SGD (q = 1/2) claimed at ``epsilon``.
+
+    :func:`~gt_secure.audit.step_canary.run_step_canary_audit` on a fresh TinyLM LoRA and the
+    hospital's first 64 texts plus the "in" canary records; ``noise_off`` is the positive control.
+    """
+    import math
+
+    from gt_secure.audit.step_canary import run_step_canary_audit
+    from gt_secure.data.organizations import org_texts
+    from gt_secure.models.scoring import encode
+    from gt_secure.provider.adapter import fresh_lora
+
+    model, _, _, tokenizer = fresh_lora("tinylm", lora)
+    cfg = SUBSAMPLED_DP_SGD.model_copy(update={"target_epsilon": epsilon, "seed": seed,
+                                               "accountant": accountant,
+                                               "steps": steps or SUBSAMPLED_DP_SGD.steps})
+    data = encode(tokenizer, org_texts("hospital", "train", TIGHT_N_TEXTS),
+                  max_length=cfg.max_length)
+    members = sum(make_gradient_canaries(model, n_canaries, seed, match="lora_A").is_member)
+    n = TIGHT_N_TEXTS + members
+    cfg = cfg.model_copy(update={"batch_size": math.ceil(n / SUBSAMPLED_RATE_DIVISOR)})
+    return run_step_canary_audit(model, data, cfg, n_canaries=n_canaries, seed=seed, beta=beta,
+                                 noise_off=noise_off, guess_grid=fraction_guess_grid(n_canaries),
+                                 organization="hospital: " + ("noise_off" if noise_off
+                                                              else "as claimed"))
