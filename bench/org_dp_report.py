@@ -11,6 +11,7 @@ import numpy as np
 
 from bench.docs import DOC
 from bench.org_dp_data import CACHE
+from bench.org_dp_text import intro
 
 PLOT = DOC.parent / "img" / "org_dp.png"
 KEY = ("orgs", "epsilon", "mode", "k", "min_survivors", "drop_stage")
@@ -124,8 +125,13 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     at_sweep = [r for r in rows if r["epsilon"] == args.sweep_eps]
     swept = {n for n in {r["orgs"] for r in at_sweep}
              if len({r["k"] for r in at_sweep if r["orgs"] == n}) > 2}
+    # the sweep's configuration: the distributed rows of the other k at the sweep epsilon
+    ms = {(r["orgs"], r["min_survivors"], r["drop_stage"]) for r in at_sweep
+          if r["mode"] == "distributed" and r["k"] != args.k}
     for r in rows:
-        r["sweep"] = r["orgs"] in swept and r["epsilon"] == args.sweep_eps
+        r["sweep"] = (r["orgs"] in swept and r["epsilon"] == args.sweep_eps
+                      and (r["mode"] != "distributed"
+                           or (r["orgs"], r["min_survivors"], r["drop_stage"]) in ms))
     plot(rows, args.k)
     lines = [*intro(args), "",
              "| orgs | epsilon | mode | configuration | k | z | TinyLM ppl "
@@ -143,56 +149,6 @@ def section(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                      f"| {_fmt(r['round_s'], '.1f')} | {_fmt(r['bytes_per_org'], ',')} |")
     lines += ["", f"![org-level DP](img/{PLOT.name})", "", *targets(rows, args), ""]
     return "\n".join(lines)
-
-
-def intro(args: argparse.Namespace) -> list[str]:
-    """The section's heading and the paragraphs that say what was run."""
-    return [
-        "## Organization-level DP", "",
-        f"`nice -n 10 python -m bench.org_dp` ({args.texts} records and {args.steps} plain LoRA "
-        f"steps per organization, {args.eval} validation texts per family, {args.seeds} "
-        f"independent noise draws per setting at k = {args.k} (the draws column; older rows of "
-        "other k kept from earlier runs have 3), 2-core shared machine). One round; "
-        "organization-level epsilon at delta 1e-5 (RDP). Organizations release the k "
-        "coordinates of their update in the provider's public basis (top principal directions "
-        "of public TinyLM updates, shipped with the translator), clipped in the k-space to the "
-        "published public clip norm C_k. distributed = discrete Gaussian shares inside Flower "
-        "SecAgg+ (16 bits), each share of std z C / sqrt(min_survivors) (no colluders assumed); "
-        "central = a trusted aggregator adding Gaussian noise calibrated to the same epsilon to "
-        "the exact sum of the organizations it receives; none = no noise (k = 2048: the full "
-        "update of all n organizations, the reference of every gain fraction). In every "
-        "setting 30% of the organizations (round(0.3 n)) drop, either after masking (they die "
-        "at UNMASK: their masked vectors are already in the sum) or before masking (they never "
-        "send their masked vectors; central then sums the same surviving 0.7 n organizations). "
-        "Checked in each round: the after-masking round sums all n vectors (the dying "
-        "organizations are in Flower's active list at UNMASK, so the organizations' survivor "
-        "guard sees n), the before-masking round 0.7 n, each with round(0.3 n) failed "
-        "organizations (the bench stops otherwise).",
-        "",
-        "Configurations. min_survivors=n: shares sized for all n organizations; it tolerates "
-        "drops after masking at no noise cost (every share is in the sum: exactly the target "
-        "variance), but a drop before masking aborts the release (the survivor guard refuses "
-        "UNMASK: nothing is released; the check rows below ran it). min_survivors=0.7n: shares "
-        "sized for 0.7 n survivors; it tolerates both, at a 1/0.7 noise-variance cost (std "
-        "x1.2) when the drops come after masking (all n shares reach the sum), and at no cost "
-        "when they come before. Removable excess noise (XNoise-style: each organization adds "
-        "noise sized for the worst-case drops from secret-shared seeds, and the excess is "
-        "removed once the survivors are known) is what would give both; it is not built. "
-        "SecAgg+'s reconstruction threshold is 0.7 n in both configurations (the UNMASK "
-        "replies Flower needs; set by the bench apart "
-        "from min_survivors, see the threshold check: gt_secure's run_ddp_round derives it as "
-        "min(min_survivors, n - 1), so a deployment with min_survivors = n cannot yet survive "
-        "more than one drop after masking).", "",
-        "LLM = the shipped translator applied to the reconstructed aggregate. round s / bytes: "
-        "a Flower round releasing one k-dim min_survivors=n block alone (3/10/30 orgs; round "
-        "times depend on the shared machine's load). The paired difference pairs draw i of "
-        "distributed with draw i of central (independent noise; the signal is the same exact "
-        "sum). Reproduce: `python -m bench.org_dp --no-write` (k 16, every n, both "
-        "configurations and drop stages); the k sweep (10 and 100 orgs, epsilon 4) and the "
-        "k = 32 rows (3 draws, min_survivors=0.7n, drop after masking) are kept from the "
-        "previous version of this bench (commit 2c390e3: `--sweep-orgs 10 100 --seeds 3` and "
-        "`--k 32 --sweep-orgs --measure-orgs --seeds 3`); then "
-        "`python -m bench.org_dp --reuse` (merges every k cached per n under runs/org_dp/)."]
 
 
 def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
@@ -221,6 +177,13 @@ def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
         out.append(f"- k sweep, {n} orgs, epsilon {args.sweep_eps:g}, distributed: best "
                    f"k = {best} (gain fraction {sweep[best]:.2f}; "
                    + ", ".join(f"k={j}: {g:.2f}" for j, g in sorted(sweep.items())) + ").")
+    out += _noise_ratios(rows, k)
+    demo = [r for r in rows if (r["orgs"], r["epsilon"], r["k"], r["mode"], r["drop_stage"])
+            == (3, 8.0, k, "distributed", STAGES[0]) and r["min_survivors"] == 3]
+    for r in demo:
+        out.append(f"- Demo scale, 3 orgs, epsilon 8, {config(r)}: TinyLM gain fraction "
+                   f"{_pm(r, 'tinylm_gain_fraction')} over {r['draws']} draws "
+                   f"({'>=' if r['tinylm_gain_fraction'] >= 0.5 else 'below'} 0.5).")
     for t in target_rows(rows, k):
         verdict = {True: "met", False: "MISSED", None: "undefined"}[t["met"]]
         if t["target"] == "gain_fraction >= 0.5":
@@ -228,15 +191,16 @@ def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
                        f"{t['configuration']}: TinyLM gain fraction {t['distributed']:.2f} ± "
                        f"{t['distributed_std']:.2f} (target >= 0.50 on the mean: {verdict}).")
         else:
-            gap = "-" if t["relative_gap"] is None else f"{t['relative_gap']:+.0%}"
+            gap = ("undefined" if t["relative_gap"] is None else
+                   f"{t['relative_gap']:+.0%} ± {t['relative_gap_se']:.0%} s.e.")
             note = "" if t["issue_target"] else " (not the issue's scenario)"
             out.append(f"- distributed vs central, {t['orgs']} orgs, epsilon {t['epsilon']}, "
                        f"{t['configuration']}{note}: "
                        f"{t['distributed']:.2f} ± {t['distributed_std']:.2f} vs "
                        f"{t['central']:.2f} ± {t['central_std']:.2f}, noise L2 "
                        f"{t['distributed_noise_l2']:.2f} vs {t['central_noise_l2']:.2f} "
-                       "(relative gap of the means "
-                       f"{gap}; paired difference {t['paired_diff']:+.3f} ± "
+                       f"(relative gap of the means {gap}"
+                       f"; paired difference {t['paired_diff']:+.3f} ± "
                        f"{t['paired_diff_se']:.3f} s.e. over {t['pairs']} pairs; "
                        f"target <= 10%: {verdict}).")
     return out
@@ -275,11 +239,28 @@ def target_rows(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
                     "central": central, "central_std": c["tinylm_gain_fraction_std"] or 0.0,
                     "distributed_noise_l2": r["noise_l2"], "central_noise_l2": c["noise_l2"],
                     "relative_gap": gap, "pairs": len(diffs),
+                    "relative_gap_se": float(diffs.std(ddof=1) / math.sqrt(len(diffs))
+                                             / central) if central > 0 and len(diffs) > 1
+                    else 0.0,
                     "paired_diff": float(diffs.mean()),
                     "paired_diff_se": float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
                     if len(diffs) > 1 else 0.0,
                     "met": None if gap is None else gap <= 0.10})
     return out
+
+
+def _noise_ratios(rows: list[dict[str, Any]], k: int) -> list[str]:
+    """Noise L2 of each distributed configuration over central's at the same setting."""
+    ratios: dict[str, list[float]] = {}
+    for t in target_rows(rows, k):
+        if t["target"] != "gain_fraction >= 0.5":
+            share = "n" if t["min_survivors"] == t["orgs"] else "0.7n"
+            name = f"min_survivors={share}, drop {t['drop_stage'].replace('_', ' ')}"
+            ratios.setdefault(name, []).append(t["distributed_noise_l2"] / t["central_noise_l2"])
+    return [f"- Noise L2 of distributed / central (mean over every n and epsilon at k = {k}), "
+            f"{name}: {np.mean(v):.2f} (range {min(v):.2f}-{max(v):.2f}; expected "
+            f"{'1/sqrt(0.7) = 1.20' if '0.7n' in name and 'after' in name else '1.00'})."
+            for name, v in ratios.items()]
 
 
 def _batched(rows: list[dict[str, Any]], n: int) -> str:
