@@ -134,6 +134,17 @@ class DelegatingGrid(Grid):
         return self.inner.send_and_receive(messages, timeout=timeout)
 
 
+class OnlyNodesGrid(DelegatingGrid):
+    """The grid as a round should see it: only ``nodes`` are connected (the others excluded)."""
+
+    def __init__(self, inner: Grid, nodes: Iterable[int]) -> None:
+        super().__init__(inner)
+        self.nodes = set(nodes)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [n for n in self.inner.get_node_ids() if n in self.nodes]
+
+
 class _ScreeningGrid(DelegatingGrid):
     """Delegating Grid that withholds masked replies refused by ``screen``."""
 

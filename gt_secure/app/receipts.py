@@ -76,15 +76,15 @@ def exchange_receipts(grid: Grid, node_ids: list[int], witness: Witness, round_i
     for node, answer in sorted(asked.items()):
         org = answer.get("org-id", "?")
         if "error" in answer:
-            records[org] = {"error": answer["error"]}
+            records[org] = {"node": node, "error": answer["error"]}
             continue
         try:
             receipt = cosign_answer(witness, answer)
         except (GtSecureError, ValueError) as err:
             log.warning("round %d: no receipt for %s: %s", round_idx, org, err)
-            records[org] = {"refused": str(err)}
+            records[org] = {"node": node, "refused": str(err)}
             continue
-        records[org] = {"size": receipt.checkpoint.size}
+        records[org] = {"node": node, "size": receipt.checkpoint.size}
         receipts[node] = {"action": "receipt", "receipt": receipt.text(),
                           "witness": witness.name,
                           "witness-key": _raw_hex(witness.key.public_key())}

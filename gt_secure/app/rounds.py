@@ -144,6 +144,7 @@ def secagg_round(grid: Grid, context: Context, round_idx: int, global_flat: np.n
     for node, meta, reason in outcome.refused:
         _refuse(result, Rejection.of(reason, meta.get(KEY_ORG, "?"), node, "secagg"))
     result.accepted = [meta.get(KEY_ORG, "?") for _, meta in outcome.survivors]
+    result.nodes = {meta.get(KEY_ORG, "?"): node for node, meta in outcome.survivors}
     if outcome.mean is None:
         return result
     count = len(result.accepted)

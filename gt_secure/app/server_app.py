@@ -3,8 +3,11 @@
 Each round: every connected organization trains from the current cumulative TinyLM update and
 returns its update; the provider averages the accepted ones (plain, SecAgg+ or CKKS), adds the
 mean to the cumulative update, runs the provider step and records the round in
-``summary.json``. After the last round the adapter goes to every organization, which scores it
-on its own validation texts (``summary.json: delivery``).
+``summary.json``. After each round the aggregator witnesses every organization's ledger
+(:mod:`gt_secure.app.receipts`); an organization whose ledger it refuses to cosign (rolled back,
+truncated, forked) takes part in no later round and receives no adapter. After the last round
+the adapter goes to the organizations whose updates it was built from, which score it on their
+own validation texts (``summary.json: delivery``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from gt_secure.aggregation.secagg import round_params
-from gt_secure.aggregation.secagg_round import wait_for_nodes
+from gt_secure.aggregation.secagg_round import OnlyNodesGrid, wait_for_nodes
 from gt_secure.app import progress
 from gt_secure.app.ckks_round import ckks_round
 from gt_secure.app.config import AppConfig, Resolved
@@ -48,10 +51,13 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     global_flat = np.zeros(expected_layout().dim, dtype=np.float32)  # the full TinyLM update
     rounds: list[dict[str, Any]] = []
     witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
+    excluded: dict[int, str] = {}  # node -> organization whose ledger the aggregator refused
+    contributors: dict[int, list[int]] = {}  # round -> nodes whose updates are in its mean
     progress.started(context.run_id, cfg.app.protocol, cfg.aggregation, cfg.num_rounds,
                      out_dir / "summary.json")
     for round_idx in range(1, cfg.num_rounds + 1):
-        nodes = sorted(grid.get_node_ids())
+        nodes = sorted(n for n in grid.get_node_ids() if n not in excluded)
+        visible = OnlyNodesGrid(grid, nodes) if excluded else grid
         started = time.monotonic()
         log.info("round %d: %s aggregation over %d nodes", round_idx, cfg.aggregation,
                  len(nodes))
@@ -61,13 +67,13 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             if ddp is not None and cfg.secagg is None:  # integer shares: the grid's ranges
                 params = ddp.secagg_params(len(nodes), max(2, min(ddp.min_survivors,
                                                                   len(nodes) - 1)))
-            result = secagg_round(grid, context, round_idx, global_flat, expected, params,
+            result = secagg_round(visible, context, round_idx, global_flat, expected, params,
                                   cfg.app.round_timeout, ddp, release_basis(cfg))
         elif cfg.aggregation == "ckks":
-            result = ckks_round(grid, nodes, round_idx, global_flat, expected, cfg.min_orgs,
+            result = ckks_round(visible, nodes, round_idx, global_flat, expected, cfg.min_orgs,
                                 cfg.app.round_timeout)
         else:
-            result = plain_round(grid, nodes, round_idx, global_flat, expected,
+            result = plain_round(visible, nodes, round_idx, global_flat, expected,
                                  cfg.app.round_timeout)
         aggregated = time.monotonic()
         artifact = None
@@ -75,15 +81,24 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
             global_flat = (global_flat + result.mean).astype(np.float32)
             artifact = provider_step(global_flat, round_idx, out_dir)
         seconds = {"round": aggregated - started, "provider": time.monotonic() - aggregated}
+        contributors[round_idx] = sorted(result.nodes[o] for o in result.accepted
+                                         if o in result.nodes)
         receipts = exchange_receipts(grid, nodes, witness, round_idx, cfg.app.round_timeout)
-        rounds.append(_record(result, len(nodes), artifact) | {"seconds": seconds,
-                                                               "receipts": receipts})
+        refused = {int(r["node"]): org for org, r in receipts.items() if "refused" in r}
+        for org in refused.values():
+            log.warning("round %d: %s's ledger was not witnessed: excluded from later rounds "
+                        "and from delivery", round_idx, org)
+        excluded |= refused
+        rounds.append(_record(result, len(nodes), artifact) | {
+            "seconds": seconds, "receipts": receipts,
+            "excluded": sorted(set(excluded.values()))})
         _write(out_dir, context, cfg, rounds)
         progress.round_done(rounds[-1], cfg.num_rounds)
     delivery = None
     last = next((r for r in reversed(rounds) if (r["provider"] or {}).get("adapter_dir")), None)
     if last is not None:
-        delivery = deliver_adapter(grid, sorted(grid.get_node_ids()), last["round"],
+        targets = [n for n in contributors[last["round"]] if n not in excluded]
+        delivery = deliver_adapter(grid, targets, last["round"],
                                    Path(last["provider"]["adapter_dir"]), cfg.app.round_timeout)
     return _write(out_dir, context, cfg, rounds, delivery)
 

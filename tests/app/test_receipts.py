@@ -117,3 +117,45 @@ def test_simulation_returns_a_receipt_every_round(tmp_path: Path,
         trusted = load_trusted_keys([state / f"{org}.pub.pem", tmp_path / "out" / "witness"])
         receipt = (state / "ledger.jsonl.receipts" / "aggregator.txt").read_text()
         assert verify_ledger(state / "ledger.jsonl", trusted, receipt=receipt).ok
+
+
+@pytest.mark.slow
+def test_an_organization_whose_ledger_is_refused_leaves_the_federation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round 2: the bank loses its receipt (as when its ledger is replaced), so the aggregator's
+    witness refuses to cosign; round 3 runs without the bank and the adapter is not sent to it."""
+    from flwr.simulation import run_simulation
+
+    import gt_secure.app.server_app as server_app
+    from gt_secure.app.client_app import make_client_app
+    from gt_secure.data.organizations import ORGANIZATIONS
+    from gt_secure.organization.policy import policy_for, write_policy
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
+    for org in ORGANIZATIONS:
+        write_policy(policy_for("plain", budget_epsilon=50.0), tmp_path / "orgs" / org /
+                     "policy.toml")
+    real_exchange = server_app.exchange_receipts
+
+    def exchange(grid: Any, nodes: list[int], witness: Any, round_idx: int,
+                 timeout: float) -> dict[str, dict[str, Any]]:
+        if round_idx == 2:  # the bank's kept receipt is gone: it answers old-size 0
+            (tmp_path / "orgs" / "bank" / "ledger.jsonl.receipts" / "aggregator.txt").unlink()
+        return real_exchange(grid, nodes, witness, round_idx, timeout)
+
+    monkeypatch.setattr(server_app, "exchange_receipts", exchange)
+    run = {"local-steps": 2, "num-texts": 32, "round-timeout": 300.0, "num-rounds": 3,
+           "protocol": "plain", "min-orgs": 2, "output-dir": str(tmp_path / "out")}
+    run_simulation(server_app.make_server_app(run), make_client_app(run), num_supernodes=3,
+                   backend_config={"client_resources": {"num_cpus": 1},
+                                   "init_args": {"num_cpus": 2, "logging_level": "ERROR"}})
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    first, second, third = summary["rounds"]
+    assert sorted(first["accepted"]) == sorted(second["accepted"]) == sorted(ORGANIZATIONS)
+    assert "old_size must be" in second["receipts"]["bank"]["refused"]
+    assert first["excluded"] == [] and second["excluded"] == third["excluded"] == ["bank"]
+    assert third["num_nodes"] == 2 and sorted(third["accepted"]) == ["hospital", "law"]
+    assert "bank" not in third["receipts"]
+    assert summary["delivery"]["round"] == 3
+    assert sorted(summary["delivery"]["evaluations"]) == ["hospital", "law"]
