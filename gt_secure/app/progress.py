@@ -29,7 +29,11 @@ def short_reason(message: str, limit: int = 300) -> str:
 
 
 def _refusals(rejections: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(f"{r['org_id']}: {r['field']}" for r in rejections)
+    """``org: field`` per refusal, by organization, unnamed ones last (replies arrive in any
+    order, the line should not)."""
+    ordered = sorted(rejections, key=lambda r: (r["org_id"] == "?", str(r["org_id"]),
+                                                str(r["field"])))
+    return ", ".join(f"{r['org_id']}: {r['field']}" for r in ordered)
 
 
 def round_line(record: Mapping[str, Any], num_rounds: int) -> str:

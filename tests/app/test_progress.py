@@ -35,3 +35,16 @@ def test_round_line_counts_heard_accepted_and_refused() -> None:
     assert round_line(record, 3) == (
         "round 2/3: heard 2 of 3 organizations, accepted 1 (bank), refused 2 (law: "
         "request.min_organizations, ?: reply); round 12.3 s, provider 0.2 s")
+
+
+def test_round_line_lists_refusals_by_organization_whatever_the_reply_order() -> None:
+    def line(order: list[str]) -> str:
+        record = {"round": 1, "num_nodes": 3, "accepted": ["hospital"],
+                  "rejections": [{"org_id": org, "field": f"update[{org}].l2_norm",
+                                  "message": "m"} for org in order],
+                  "seconds": {"round": 1.0, "provider": 0.0}}
+        return round_line(record, 1)
+
+    assert line(["law", "bank"]) == line(["bank", "law"])
+    assert "refused 2 (bank: update[bank].l2_norm, law: update[law].l2_norm)" in line(
+        ["law", "bank"])
