@@ -67,8 +67,12 @@ def _send(grid: Grid, contents: Mapping[int, dict[str, Any]], timeout: float
 
 
 def exchange_receipts(grid: Grid, node_ids: list[int], witness: Witness, round_idx: int,
-                      timeout: float) -> dict[str, dict[str, Any]]:
-    """Witness every organization's checkpoint and return its receipt; the per-org record."""
+                      timeout: float, released: frozenset[str] = frozenset()
+                      ) -> dict[str, dict[str, Any]]:
+    """Witness every organization's checkpoint and return its receipt; the per-org record.
+
+    ``released``: the organizations whose updates this round aggregated; each recorded a release,
+    so a ledger that did not grow since the aggregator last cosigned it is refused."""
     asked = _send(grid, {n: {"action": "checkpoint", "round": round_idx} for n in node_ids},
                   timeout)
     records: dict[str, dict[str, Any]] = {}
@@ -79,7 +83,7 @@ def exchange_receipts(grid: Grid, node_ids: list[int], witness: Witness, round_i
             records[org] = {"node": node, "error": answer["error"]}
             continue
         try:
-            receipt = cosign_answer(witness, answer)
+            receipt = cosign_answer(witness, answer, must_grow=org in released)
         except (GtSecureError, ValueError) as err:
             log.warning("round %d: no receipt for %s: %s", round_idx, org, err)
             records[org] = {"node": node, "refused": str(err)}
@@ -96,14 +100,21 @@ def exchange_receipts(grid: Grid, node_ids: list[int], witness: Witness, round_i
     return records
 
 
-def cosign_answer(witness: Witness, answer: Mapping[str, str]) -> Any:
-    """Cosign an organization's ``checkpoint`` answer (see the module docstring)."""
+def cosign_answer(witness: Witness, answer: Mapping[str, str], must_grow: bool = False) -> Any:
+    """Cosign an organization's ``checkpoint`` answer (see the module docstring); with
+    ``must_grow`` (it released in this round) only a ledger larger than the last cosigned one."""
     from gt_secure.ledger.note import SignedCheckpoint
 
     org = answer["org-id"]
     note = answer["checkpoint"]
-    origin = SignedCheckpoint.parse(note).checkpoint.origin
+    checkpoint = SignedCheckpoint.parse(note).checkpoint
+    origin = checkpoint.origin
     seen = witness.last_seen(origin)
+    if must_grow and seen is not None and checkpoint.size <= seen.size:
+        raise InvalidFieldError("checkpoint.size", checkpoint.size,
+                                f"> {seen.size}, the size the aggregator last cosigned for "
+                                f"{origin!r}: the organization released in this round, so its "
+                                "ledger must have grown (a release left unrecorded)")
     old = int(answer["old-size"])
     if seen is not None and seen.size != old:
         raise InvalidFieldError("old_size", old, f"{seen.size}, the size the aggregator last "

@@ -83,7 +83,8 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
         seconds = {"round": aggregated - started, "provider": time.monotonic() - aggregated}
         contributors[round_idx] = sorted(result.nodes[o] for o in result.accepted
                                          if o in result.nodes)
-        receipts = exchange_receipts(grid, nodes, witness, round_idx, cfg.app.round_timeout)
+        receipts = exchange_receipts(grid, nodes, witness, round_idx, cfg.app.round_timeout,
+                                     frozenset(result.accepted))
         refused = {int(r["node"]): org for org, r in receipts.items() if "refused" in r}
         for org in refused.values():
             log.warning("round %d: %s's ledger was not witnessed: excluded from later rounds "

@@ -84,6 +84,28 @@ def test_an_organization_keeps_only_receipts_of_its_own_ledger(tmp_path: Path) -
                                 "proof": "", "public-key": "00" * 32})
 
 
+def test_a_release_left_out_of_the_ledger_is_refused(tmp_path: Path) -> None:
+    """An organization whose update was aggregated must show a grown ledger; one that rolled
+    back to exactly the size the aggregator last cosigned is refused (same size passes only
+    when it released nothing)."""
+    world = make_world(tmp_path / "org-a")
+    populate(world)
+    witness = aggregator_witness(tmp_path / "out")
+    _round(world, witness, 1)
+    state = world.ledger.path.parent
+    asked = answer(RecordDict({RECORD: ConfigRecord({"action": "checkpoint", "round": 2})}),
+                   "org-a", state)
+    reply = {k: str(v) for k, v in asked.config_records[RECORD].items()}
+    with pytest.raises(InvalidFieldError, match="checkpoint.size must be > 6"):
+        cosign_answer(witness, reply, must_grow=True)  # released, yet nothing new recorded
+    assert cosign_answer(witness, reply).checkpoint.size == 6  # no release: may stay the same
+    release(world, "org-a", "r3-org-a", [VECTOR])
+    asked = answer(RecordDict({RECORD: ConfigRecord({"action": "checkpoint", "round": 3})}),
+                   "org-a", state)
+    reply = {k: str(v) for k, v in asked.config_records[RECORD].items()}
+    assert cosign_answer(witness, reply, must_grow=True).checkpoint.size == 7
+
+
 @pytest.mark.slow
 def test_simulation_returns_a_receipt_every_round(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,11 +160,11 @@ def test_an_organization_whose_ledger_is_refused_leaves_the_federation(
                      "policy.toml")
     real_exchange = server_app.exchange_receipts
 
-    def exchange(grid: Any, nodes: list[int], witness: Any, round_idx: int,
-                 timeout: float) -> dict[str, dict[str, Any]]:
+    def exchange(grid: Any, nodes: list[int], witness: Any, round_idx: int, timeout: float,
+                 released: frozenset[str]) -> dict[str, dict[str, Any]]:
         if round_idx == 2:  # the bank's kept receipt is gone: it answers old-size 0
             (tmp_path / "orgs" / "bank" / "ledger.jsonl.receipts" / "aggregator.txt").unlink()
-        return real_exchange(grid, nodes, witness, round_idx, timeout)
+        return real_exchange(grid, nodes, witness, round_idx, timeout, released)
 
     monkeypatch.setattr(server_app, "exchange_receipts", exchange)
     run = {"local-steps": 2, "num-texts": 32, "round-timeout": 300.0, "num-rounds": 3,
