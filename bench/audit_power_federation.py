@@ -29,7 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.docs import write_results
+import numpy as np
+
+from bench.docs import RESULTS, write_results
 from gt_secure.audit.federation import (
     ARTIFACTS,
     FederationAuditConfig,
@@ -52,6 +54,13 @@ def _tpr(result: AuditResult) -> dict[str, Any]:
     return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
 
 
+def shift(result: AuditResult) -> float:
+    """Mean "in" score minus mean "out" score, in "out" score stds: the canaries' measured
+    signal-to-noise on the artifact (a Gaussian-DP mechanism's mu, were the scores Gaussian)."""
+    scores, member = np.asarray(result.scores), np.asarray(result.is_member)
+    return float((scores[member].mean() - scores[~member].mean()) / scores[~member].std(ddof=1))
+
+
 def parse_cell(cell: str) -> tuple[str, dict[str, Any], int]:
     """``noise_off@all+translator_copy=3`` -> (row name, config fields, runs)."""
     spec, runs = cell.split("=")
@@ -65,10 +74,20 @@ def parse_cell(cell: str) -> tuple[str, dict[str, Any], int]:
 
 def merge(out: Path, settings: dict[str, Any], rows: list[dict[str, Any]],
           power: list[dict[str, Any]]) -> None:
-    """Replace this bench's rows and power entries in ``out``; keep everything else."""
+    """Replace the cells (bug x audit) this run measured in ``out`` and in
+    docs/results/audit_power_federation.json (same settings: its other cells are kept, and power
+    entries are updated key by key); keep everything else."""
+    ran = {(r["bug"], r["audit"]) for r in rows}
     found = json.loads(out.read_text()) if out.exists() else {"rows": [], "power": [],
                                                                  "tightness": []}
-    found["rows"] = [r for r in found["rows"] if r["audit"] not in ARTIFACTS] + rows
+    found["rows"] = [r for r in found["rows"] if (r["bug"], r["audit"]) not in ran and not (
+        r["audit"] in ARTIFACTS and r.get("canaries") != settings["canaries"])] + rows
+    mine = RESULTS / "audit_power_federation.json"
+    old = json.loads(mine.read_text()) if mine.exists() else {}
+    if old.get("settings") == settings:
+        rows = [r for r in old["rows"] if (r["bug"], r["audit"]) not in ran] + rows
+        before = {p["audit"]: p for p in old.get("power", [])}
+        power = [before.get(p["audit"], {}) | p for p in power]
     found["power"] = [p for p in found.get("power", []) if p["audit"] not in ARTIFACTS] + power
     out.write_text(json.dumps(found, indent=1) + "\n")
     write_results("audit_power_federation", {"settings": settings, "rows": rows, "power": power})
@@ -90,6 +109,23 @@ def power_entries(firsts: dict[tuple[str, str], AuditResult],
     return out
 
 
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per artifact, one column per bug cell: detected/runs, max AUC, max
+    eps_lb, mean seconds per run."""
+    bugs = list(dict.fromkeys(r["bug"] for r in rows))
+    lines = ["| artifact scored | " + " | ".join(bugs) + " |",
+             "|---" * (len(bugs) + 1) + "|"]
+    for audit in ARTIFACTS:
+        cells = []
+        for bug in bugs:
+            r = next((r for r in rows if r["bug"] == bug and r["audit"] == audit), None)
+            cells.append("" if r is None else
+                         f"{r['detected_runs']}/{r['runs']} (AUC <= {max(r['auc']):.2f}, eps_lb "
+                         f"<= {max(r['eps_lb']):.2f}; {r['seconds']:.0f} s)")
+        lines.append(f"| {audit} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
@@ -99,7 +135,12 @@ def main() -> None:
     parser.add_argument("--control-steps", type=int, default=0,
                         help="text canaries: steps of the non-private fine-tune scored as the "
                         "scores' control (0: not run)")
+    parser.add_argument("--table", action="store_true",
+                        help="only print the table of docs/results/audit_power_federation.json")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads((RESULTS / "audit_power_federation.json").read_text())["rows"]))
+        return
     settings = SETTINGS[args.canaries]
     rows: list[dict[str, Any]] = []
     firsts: dict[tuple[str, str], AuditResult] = {}
@@ -122,6 +163,7 @@ def main() -> None:
                          "seconds": round(seconds, 1), "canaries": args.canaries,
                          "eps_lb": [round(r.eps_lb, 3) for r in got],
                          "auc": [round(r.metrics.auc, 3) for r in got],
+                         "shift": [round(shift(r), 3) for r in got],
                          "claimed_epsilon": round(got[0].claimed_epsilon, 4)})
         power = power_entries(firsts, settings["n_canaries"])
         merge(args.out, settings, rows, power)  # after every cell: a long grid keeps its rows
@@ -139,6 +181,7 @@ def main() -> None:
         merge(args.out, settings, rows, power)
     for row in rows:
         print(json.dumps(row))
+    print(table(rows))
 
 
 if __name__ == "__main__":
