@@ -9,6 +9,10 @@ DP-SGD (sample rate 1, so the canary's trade-off curve is exactly Gaussian, ``mu
 and the Gaussian-DP one-run bound (:mod:`gt_secure.audit.gdp_one_run`) on 8000 canaries:
 a LoRA rank-16 adapter has 8192 ``lora_A`` coordinates. The run is the organization's real Opacus
 DP-SGD (:func:`~gt_secure.audit.gradient_canary.audit_org_dp_sgd`); the claim its ledger epsilon.
+
+Poisson-subsampled DP-SGD (q < 1) is not Gaussian-DP and its final model hides which steps a
+canary was in: :func:`audit_subsampled_tightness` observes every noisy step
+(:mod:`gt_secure.audit.step_canary`) and bounds with the subsampled Gaussian's own curve.
 """
 
 from __future__ import annotations
