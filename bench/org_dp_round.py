@@ -10,10 +10,10 @@ others' shares) or at COLLECT_MASKED_VECTORS (``before_masking``: their vector n
 sum, the server reconstructs their pairwise masks). The organizations'
 :func:`~gt_secure.aggregation.ddp_round.survivor_guard` refuses UNMASK below ``guard`` vectors in
 the sum (the blocks' largest ``min_survivors``: a refused round releases nothing). SecAgg+'s
-reconstruction threshold (the UNMASK replies Flower needs) is ``threshold``, set apart from
-``min_survivors``: :func:`run_ddp_round` derives it from the transport parameters'
-``min_survivors`` (``min(min_survivors, n - 1)``), so with ``min_survivors = n`` it would need
-``n - 1`` replies and fail as soon as two organizations die at UNMASK. Round time is the server's
+reconstruction threshold (the UNMASK replies Flower needs) is ``threshold``, passed to
+:func:`run_ddp_round` apart from ``min_survivors`` (its default, ``min(min_survivors, n - 1)``,
+would need ``n - 1`` replies with ``min_survivors = n`` and fail as soon as two organizations
+die at UNMASK). Round time is the server's
 ``run_ddp_round`` wall time; bytes per organization is everything its ClientApp sent over the
 SecAgg+ stages.
 """
@@ -103,16 +103,15 @@ def flower_round(updates: list[np.ndarray], blocks: list[Block], dropped: set[in
 
     server = ServerApp()
     # Flower's mean is decoded per block; a DdpParams carrying the whole vector is only the
-    # transport (same modulus; its min_survivors sets the SecAgg+ reconstruction threshold), the
-    # blocks' own params decode their slices.
-    transport = blocks[0].params.model_copy(update={"dim": dim, "min_survivors": threshold})
+    # transport (same modulus), the blocks' own params decode their slices.
+    transport = blocks[0].params.model_copy(update={"dim": dim, "min_survivors": guard})
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         wait_for_nodes(grid, n, 600.0)
         start = time.monotonic()
         result = run_ddp_round(grid, context, 1, np.zeros(dim), transport, n,
-                               lambda node, meta: None, 1800.0, {"round": 1})
+                               lambda node, meta: None, 1800.0, {"round": 1}, threshold)
         seconds = time.monotonic() - start
         summed = len(result.outcome.survivors)  # organizations whose vectors are in the sum
         if result.total is not None:

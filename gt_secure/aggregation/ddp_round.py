@@ -54,9 +54,17 @@ class DdpOutcome:
 
 def run_ddp_round(grid: Grid, context: Context, round_idx: int, global_flat: np.ndarray,
                   params: DdpParams, num_shares: int, screen: Screen, timeout: float | None,
-                  fit_config: dict[str, Scalar]) -> DdpOutcome:
-    """One SecAgg+ round over integer shares; the decoded sum in update-vector units."""
-    threshold = max(2, min(params.min_survivors, num_shares - 1))  # Flower: < num_shares
+                  fit_config: dict[str, Scalar], threshold: int | None = None) -> DdpOutcome:
+    """One SecAgg+ round over integer shares; the decoded sum in update-vector units.
+
+    ``threshold``: SecAgg+'s reconstruction threshold (the UNMASK replies the server needs,
+    in ``[2, num_shares)``), set apart from ``min_survivors`` (the vectors the sum must hold,
+    enforced by :func:`survivor_guard`): with ``min_survivors = n`` and threshold ``t`` the
+    round survives ``n - t`` organizations dying after masking at no noise cost. Default
+    ``max(2, min(min_survivors, num_shares - 1))``, which tolerates one such death when
+    ``min_survivors = num_shares``."""
+    if threshold is None:
+        threshold = max(2, min(params.min_survivors, num_shares - 1))  # Flower: < num_shares
     secagg = params.secagg_params(num_shares, threshold)
     outcome = run_secagg_round(grid, context, round_idx, global_flat, secagg, screen, timeout,
                                fit_config)
