@@ -84,10 +84,10 @@ def merge(out: Path, settings: dict[str, Any], rows: list[dict[str, Any]],
         r["audit"] in ARTIFACTS and r.get("canaries") != settings["canaries"])] + rows
     mine = RESULTS / "audit_power_federation.json"
     old = json.loads(mine.read_text()) if mine.exists() else {}
-    if old.get("settings") == settings:
+    if old.get("settings") == settings:  # the default settings (cells of other counts: named)
         rows = [r for r in old["rows"] if (r["bug"], r["audit"]) not in ran] + rows
         before = {p["audit"]: p for p in old.get("power", [])}
-        power = [before.get(p["audit"], {}) | p for p in power]
+        power = [before.get(p["audit"], {}) | p for p in power] or list(before.values())
     found["power"] = [p for p in found.get("power", []) if p["audit"] not in ARTIFACTS] + power
     out.write_text(json.dumps(found, indent=1) + "\n")
     write_results("audit_power_federation", {"settings": settings, "rows": rows, "power": power})
@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument("--control-steps", type=int, default=0,
                         help="text canaries: steps of the non-private fine-tune scored as the "
                         "scores' control (0: not run)")
+    parser.add_argument("--n-canaries", type=int, default=0,
+                        help="canaries per run (0: the setting's); another count names its "
+                        "cells 'BUG (N canaries)' and leaves the power entries alone")
     parser.add_argument("--table", action="store_true",
                         help="only print the table of docs/results/audit_power_federation.json")
     args = parser.parse_args()
@@ -142,14 +145,17 @@ def main() -> None:
         print(table(json.loads((RESULTS / "audit_power_federation.json").read_text())["rows"]))
         return
     settings = SETTINGS[args.canaries]
+    n = args.n_canaries or settings["n_canaries"]
+    suffix = "" if n == settings["n_canaries"] else f" ({n} canaries)"
     rows: list[dict[str, Any]] = []
     firsts: dict[tuple[str, str], AuditResult] = {}
     power: list[dict[str, Any]] = []
     for name, fields, runs in map(parse_cell, args.runs):
+        name += suffix
         results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
         start = time.perf_counter()
         for seed in range(runs):
-            cfg = FederationAuditConfig(**settings, **fields, seed=seed)
+            cfg = FederationAuditConfig(**{**settings, "n_canaries": n}, **fields, seed=seed)
             for r in run_federation_audit(cfg).results:
                 results[r.attack].append(r)
                 firsts.setdefault((name, r.attack), r)
@@ -161,11 +167,13 @@ def main() -> None:
             rows.append({"bug": name, "audit": audit, "runs": runs,
                          "detected_runs": sum(r.verdict == "FAIL" for r in got),
                          "seconds": round(seconds, 1), "canaries": args.canaries,
+                         "n_canaries": n,
                          "eps_lb": [round(r.eps_lb, 3) for r in got],
                          "auc": [round(r.metrics.auc, 3) for r in got],
                          "shift": [round(shift(r), 3) for r in got],
                          "claimed_epsilon": round(got[0].claimed_epsilon, 4)})
-        power = power_entries(firsts, settings["n_canaries"])
+        if not suffix:
+            power = power_entries(firsts, n)
         merge(args.out, settings, rows, power)  # after every cell: a long grid keeps its rows
     if args.canaries == "text" and args.control_steps:
         first = next(iter(firsts.values()))
