@@ -29,7 +29,8 @@ def register_federation(sub: Any) -> None:
                          "canaries at one organization")
     fed.add_argument("--org", default="bank", help="organization whose data holds the canaries")
     fed.add_argument("--protocol", default="dp-sgd-secagg", help="protocol of the federation")
-    fed.add_argument("--n", type=int, default=64, help="number of canaries (half inserted)")
+    fed.add_argument("--n", type=int, default=256, help="number of canaries (half inserted; "
+                     "256: the measured default, docs/benchmarks.md \"Audit power\")")
     fed.add_argument("--local-steps", type=int, default=64, help="DP-SGD steps per organization")
     fed.add_argument("--num-texts", type=int, default=16,
                      help="each organization's own training texts")
