@@ -25,11 +25,14 @@ delta 1e-5 (RDP):
 Gain fraction = (ppl_base - ppl) / (ppl_base - ppl_none_full) at the same ``n``, mean perplexity
 over the three families' organization validation texts (TinyLM: the aggregated update; LLM: the
 translated one). Every setting is averaged over ``--seeds`` independent noise draws (std
-reported). The distributed blocks of all settings of one ``n`` and drop stage ride in one Flower
-round (each with its own parameters, decoded apart; a deployment releases one); ``round_s`` and
-``bytes_per_org`` come from a separate Flower round that releases one ``k``-dim block alone.
+reported); ``--append`` adds more draws of chosen ``(n, epsilon)`` to the cache (standard
+errors and bootstrap intervals: bench/org_dp_stats.py). The distributed blocks of all
+settings of one ``n`` and drop stage ride in one Flower round (each with its own parameters,
+decoded apart; a deployment releases one); ``round_s`` and ``bytes_per_org`` come from a
+separate Flower round that releases one ``k``-dim block alone.
 
     python -m bench.org_dp            # writes docs/benchmarks.md and docs/results/org_dp.json
+    python -m bench.org_dp --append --orgs 30 --eps 1 --seeds 100   # more draws, then --reuse
 """
 
 from __future__ import annotations
@@ -109,11 +112,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             draws += [d for p in sorted(CACHE.glob(f"draws_{n}_k*.json"))
                       for d in json.loads(p.read_text())]  # every k measured at n
             continue
-        got = run_orgs(n, list(all_updates[:n]), full, scorer, args)
-        new = {(d["k"], d["epsilon"]) for d in got}  # other settings (a k sweep) are kept
         old = json.loads(path.read_text()) if path.exists() else []
-        path.write_text(json.dumps([d for d in old if (d["k"], d["epsilon"]) not in new]
-                                   + got))
+        if args.append:  # more draws of the cached settings: seeds numbered after theirs
+            first = 1 + max((d["seed"] for d in old if d["k"] == args.k
+                             and d["epsilon"] in args.eps), default=-1)
+            got = run_orgs(n, list(all_updates[:n]), full, scorer, args, first)
+            path.write_text(json.dumps(old + [d for d in got if d["mode"] != "none"]))
+        else:
+            got = run_orgs(n, list(all_updates[:n]), full, scorer, args)
+            new = {(d["k"], d["epsilon"]) for d in got}  # other settings (a k sweep) are kept
+            path.write_text(json.dumps([d for d in old if (d["k"], d["epsilon"]) not in new]
+                                       + got))
         draws += [d for p in sorted(CACHE.glob(f"draws_{n}_k*.json"))
                   for d in json.loads(p.read_text())]
     return aggregate(draws)
@@ -130,10 +139,12 @@ def _round(updates: list[np.ndarray], blocks: list[Block], dropped: set[int], st
 
 
 def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Scorer,
-             args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every draw at ``n`` organizations: one batched Flower round per drop stage (every
-    ``(epsilon, seed)`` block of every configuration), and the checks of ``args``."""
-    rng = np.random.default_rng(n)  # central noise (independent of the organizations' shares)
+             args: argparse.Namespace, first: int = 0) -> list[dict[str, Any]]:
+    """Every draw at ``n`` organizations (seeds ``first``, ...): one batched Flower round per
+    drop stage (every ``(epsilon, seed)`` block of every configuration), and the checks of
+    ``args``."""
+    # central noise (independent of the organizations' shares and of earlier runs' draws)
+    rng = np.random.default_rng(n if first == 0 else [n, first])
     m = n - round(DROP * n)  # organizations left after the drop; SecAgg+ threshold
     dropped = set(range(m, n))
     ref = np.mean([clip_l2(u, published_clip(u.size)) for u in updates], axis=0)
@@ -141,7 +152,7 @@ def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Score
               "bytes_per_org": None, "signal_l2": float(np.linalg.norm(ref)),
               "ppl_base": scorer.base[0], "llm_ppl_base": scorer.base[1]}
     # (epsilon, k, seed, min_survivors, drop stage) of every distributed block
-    main = [(e, args.k, s) for e in args.eps for s in range(args.seeds)]
+    main = [(e, args.k, s) for e in args.eps for s in range(first, first + args.seeds)]
     sweep = [(args.sweep_eps, k, s) for k in [*args.k_sweep, 0] for s in range(args.seeds)
              if k != args.k] if n in args.sweep_orgs else []
     settings = {"after_masking": [(*t, ms) for t in main for ms in (n, m)]
@@ -161,8 +172,9 @@ def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Score
                "before_masking", "threshold": m, "released": _round(
                    updates, blocks["after_masking"][:1], dropped, "before_masking",
                    m)["released"]}] if n in args.abort_orgs else []
-    if n in args.threshold_orgs:  # run_ddp_round's own threshold min(min_survivors, n - 1)
-        checks.append({"orgs": n, "check": "min_survivors=n, threshold n-1, drop after masking",
+    if n in args.threshold_orgs:  # run_ddp_round's default threshold min(min_survivors, n - 1)
+        checks.append({"orgs": n, "check": "min_survivors=n, run_ddp_round's default threshold "
+                       "n-1, drop after masking",
                        "stage": "after_masking", "threshold": n - 1, "released": _round(
                            updates, blocks["after_masking"][:1], dropped, "after_masking",
                            n - 1)["released"]})
@@ -247,10 +259,16 @@ def main() -> None:
     parser.add_argument("--abort-orgs", type=int, nargs="*", default=[3, 10, 30],
                         help="n whose round with min_survivors=n and a drop before masking runs")
     parser.add_argument("--threshold-orgs", type=int, nargs="*", default=[10],
-                        help="n whose round runs with run_ddp_round's threshold n-1")
+                        help="n whose round runs with run_ddp_round's default threshold n-1")
     parser.add_argument("--reuse", action="store_true", help="reuse runs/org_dp/draws_<n>")
+    parser.add_argument("--append", action="store_true",
+                        help="append --seeds more draws of --eps at --orgs to the cache (no "
+                        "checks, sweep, round-alone runs or writes: then --reuse)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.append:  # only the draws: the other n's rows and the checks stay as cached
+        args.measure_orgs = args.abort_orgs = args.threshold_orgs = args.sweep_orgs = []
+        args.no_write = True
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     rows = run(args)
