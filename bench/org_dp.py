@@ -52,6 +52,8 @@ from bench.docs import write_results, write_section
 from bench.org_dp_data import CACHE, eval_texts, org_updates
 from bench.org_dp_report import aggregate, section, target_rows
 from bench.org_dp_round import Block, flower_round
+from bench.org_dp_stats import LEVEL, MARGIN, RESAMPLES
+from bench.org_dp_text import intro
 from gt_secure.aggregation.ddp import DdpParams
 from gt_secure.aggregation.ddp_basis import PublicBasis
 from gt_secure.ledger.accountant import compute_epsilon, noise_multiplier_for
@@ -64,6 +66,7 @@ from gt_secure.update import UpdateVector
 
 DELTA, BITS, DROP = 1e-5, 16, 0.3
 DATA_FIELDS = ("orgs", "signal_l2", "ppl_base", "ppl", "llm_ppl_base", "llm_ppl")
+TEXT_FIELDS = ("texts", "steps", "eval", "seeds", "k", "orgs", "eps")
 ROUND_FIELDS = ("orgs", "epsilon", "k", "bits", "dropout", "min_survivors", "drop_stage",
                 "threshold", "summed", "round_s", "bytes_per_org", "batched_round_s")
 
@@ -227,7 +230,9 @@ def run_orgs(n: int, updates: list[np.ndarray], full: PublicBasis, scorer: Score
 
 def write_parts(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Each helper module's own numbers: the organizations' data (org_dp_data), the Flower
-    rounds (org_dp_round) and the targets checked from the rows (org_dp_report)."""
+    rounds (org_dp_round), the targets checked from the rows (org_dp_report), their
+    distributed-vs-central statistics (org_dp_stats) and the run settings the docs text quotes
+    (org_dp_text)."""
     reference = [r for r in rows if r["mode"] == "none" and r["k"] == max(
         e["k"] for e in rows if e["orgs"] == r["orgs"])]
     write_results("org_dp_data", {"texts": args.texts, "steps": args.steps, "eval": args.eval,
@@ -236,7 +241,12 @@ def write_parts(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
               for c in json.loads((CACHE / f"checks_{n}.json").read_text())]
     write_results("org_dp_round", {"checks": checks, "rows": [
         {f: r.get(f) for f in ROUND_FIELDS} for r in rows if r["mode"] == "distributed"]})
-    write_results("org_dp_report", {"k": args.k, "targets": target_rows(rows, args.k)})
+    targets = target_rows(rows, args.k)
+    write_results("org_dp_report", {"k": args.k, "targets": targets})
+    write_results("org_dp_stats", {"margin": MARGIN, "level": LEVEL, "resamples": RESAMPLES,
+                                   "comparisons": [t for t in targets if "relative_gap" in t]})
+    write_results("org_dp_text", {"settings": {f: getattr(args, f) for f in TEXT_FIELDS},
+                                  "intro": intro(args)})
 
 
 def main() -> None:
