@@ -56,7 +56,7 @@ from bench.org_dp_stats import LEVEL, MARGIN, RESAMPLES
 from bench.org_dp_text import intro
 from gt_secure.aggregation.ddp import DdpParams
 from gt_secure.aggregation.ddp_basis import PublicBasis
-from gt_secure.ledger.accountant import compute_epsilon, noise_multiplier_for
+from gt_secure.ledger.accountant import noise_multiplier_for
 from gt_secure.models.scoring import perplexity
 from gt_secure.organization.vector_dp import clip_l2
 from gt_secure.provider.adapter import adapted_model, fresh_lora
@@ -74,14 +74,8 @@ ROUND_FIELDS = ("orgs", "epsilon", "k", "bits", "dropout", "min_survivors", "dro
 def ddp_params(eps: float, n: int, survivors: int, basis: PublicBasis | None, dim: int,
                clip: float) -> DdpParams:
     """Grid whose ledger (KLS21) epsilon is <= ``eps``, recording ``basis`` when given."""
-    z = noise_multiplier_for(eps, DELTA, 1.0, 1, "rdp")
     record = basis.release_record() if basis is not None else None
-    for _ in range(200):
-        p = DdpParams.choose(clip, dim, z, n, survivors, 0, BITS, basis=record)
-        if compute_epsilon([p.mechanism()], DELTA, "rdp") <= eps:
-            return p
-        z *= 1.0 + 1e-3
-    raise RuntimeError(f"no grid reached epsilon={eps}")
+    return DdpParams.for_epsilon(eps, clip, dim, n, survivors, 0, BITS, basis=record)
 
 
 class Scorer:
