@@ -1,8 +1,9 @@
 """Audit power: each planted/unplanted DP-SGD bug x each audit -> detected runs, time, bounds.
 
-Run: ``python bench/audit_power.py [--audits ...] [--scale S] [--out FILE]`` (FILE defaults to
-docs/results/audit_power.json; one torch thread; seeds 0..N-1 per cell, N in ``DEFAULT_RUNS``),
-then
+Run: ``python bench/audit_power.py [--groups ...] [--runs 20] [--jobs J] [--out FILE]`` (FILE
+defaults to docs/results/audit_power.json; seeds 0..RUNS-1 per cell, one torch thread per run,
+J runs at a time in spawned processes; each run's results are kept under ``--parts``, so an
+interrupted grid resumes and several machines can fill one grid), then
 ``python bench/audit_power.py --tightness-epsilon 8`` replaces the white-box tightness rows at
 claim 8: the Gaussian-DP one-run bound of full-batch DP-SGD with 8000 Dirac canaries
 (:func:`gt_secure.audit.tightness.audit_tightness`), claim from the RDP and from the PRV
@@ -12,14 +13,15 @@ accountant, median/min/max over seeds, its positive control and ceiling (add
 --tightness-runs 3`` replaces the Poisson-subsampled rows (q = 1/2, T = 64): the per-step
 white-box audit with 16000 canary records and the f-DP one-run bound with the composed subsampled
 Gaussian's curve (:func:`gt_secure.audit.tightness.audit_subsampled_tightness`), its noise-off
-positive control and ceiling. Audits:
+positive control and ceiling (bench/audit_power_tightness.py). Audit groups:
 
 * ``data_path_canary``: rare-token canary records through the real data path
   (:func:`gt_secure.audit.data_path.audit_org_data_path`, 256 canaries, N = 256, q = 1/8);
 * ``gradient_canary``: white-box Dirac gradient canaries inserted at the *recorded* rate
   (:func:`gt_secure.audit.gradient_canary.audit_org_dp_sgd`, 128 canaries);
-* ``loss`` (black-box): Faker canary records in 64 texts, full DP fine-tune (Adam), loss attack
-  (:func:`gt_secure.audit.canary.run_canary_audit`, 32 canaries).
+* ``black_box``: Faker canary records in 64 texts, full DP fine-tune (Adam), one trained model
+  scored by four attacks, one row each: ``loss``, ``zlib``, ``min_k`` (Min-K% prob) and
+  ``reference`` (the public base TinyLM as reference model: the difference attack), 32 canaries.
 
 Detected = verdict FAIL. The claim is always the correct configuration's ledger epsilon (~1).
 Also written: power per audit (positive control = ``noise_off``, the one-run ceiling, TPR at
@@ -31,19 +33,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import cache
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 import torch
 
-from gt_secure.audit.canary import make_manifest, run_canary_audit
-from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
+from bench.audit_parts import has_part, load_cell, save_part
+from bench.audit_power_tightness import (
+    append_subsampled_tightness,
+    append_tightness,
+    tpr_at_0_1,
+)
+from gt_secure.audit.canary import audit_model, insert_canaries, make_manifest
+from gt_secure.audit.data_path import audit_org_data_path
 from gt_secure.audit.dp_pipeline import AUDIT_DP_SGD, claimed_epsilon, dp_sgd_trainer
-from gt_secure.audit.fdp_one_run import fdp_one_run_audit
 from gt_secure.audit.gradient_canary import (
     GRADIENT_AUDIT_DP_SGD,
     PLANTED_BUGS,
@@ -53,164 +62,144 @@ from gt_secure.audit.gradient_canary import (
 )
 from gt_secure.audit.results import AuditResult
 from gt_secure.audit.strength import largest_detectable_epsilon
-from gt_secure.audit.subsampled_curve import SubsampledGaussianFamily
-from gt_secure.audit.tightness import (
-    audit_subsampled_tightness,
-    audit_tightness,
-    fraction_guess_grid,
-    gdp_ceiling,
-)
-from gt_secure.ledger.accountant import AccountantName
 
 BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
-DEFAULT_RUNS = {"data_path_canary": {"none": 20, "steps_x2": 10, "steps_x4": 5,
-                                     "sample_rate_x4": 5, "noise_off": 3, "clipping_off": 3},
-                "gradient_canary": dict.fromkeys(BUGS, 5),
-                "loss": dict.fromkeys(BUGS, 3)}
+GROUPS: tuple[str, ...] = ("data_path_canary", "gradient_canary", "black_box")
+BLACK_BOX_ATTACKS: tuple[str, ...] = ("loss", "zlib", "min_k", "reference")
+RUN_COST = {"steps_x2": 2, "steps_x4": 4, "sample_rate_x4": 5}  # ~ relative time of one run
+PARTS = Path("runs/audit_power_parts")
 
 
 def _bug(name: str) -> PlantedBug | None:
     return None if name == "none" else name  # type: ignore[return-value]
 
 
-def _data_path(bug: str, seed: int) -> AuditResult:
-    return audit_org_data_path(bug=_bug(bug), seed=seed)[0]
+def _data_path(bug: str, seed: int) -> list[AuditResult]:
+    return [audit_org_data_path(bug=_bug(bug), seed=seed)[0]]
 
 
-def _gradient(bug: str, seed: int) -> AuditResult:
+def _gradient(bug: str, seed: int) -> list[AuditResult]:
     cfg = GRADIENT_AUDIT_DP_SGD.model_copy(update={"seed": seed})
-    return audit_org_dp_sgd(cfg=cfg, bug=_bug(bug), seed=seed)
+    return [audit_org_dp_sgd(cfg=cfg, bug=_bug(bug), seed=seed)]
 
 
-def _loss_audit() -> Callable[[str, int], AuditResult]:
-    from gt_secure.audit.attacks import LossAttack
-    from gt_secure.audit.ledger_audit import faker_public_texts
+@cache
+def _tinylm() -> Any:
     from gt_secure.models.loading import load_base
 
-    base, tok = load_base("tinylm")
+    return load_base("tinylm")
+
+
+def _black_box(bug: str, seed: int) -> list[AuditResult]:
+    """One DP fine-tune with 32 Faker canaries, scored by every black-box attack."""
+    from gt_secure.audit.attacks import LossAttack, MinKProbAttack, ReferenceAttack, ZlibAttack
+    from gt_secure.audit.ledger_audit import faker_public_texts
+
+    base, tok = _tinylm()
     n_canaries, total = 32, 64  # N = 64 texts at B = 16: ceil(N / B) = 4, sample_rate_x4 exact
-
-    def run(bug: str, seed: int) -> AuditResult:
-        members = len(make_manifest(n_canaries, seed, seed).members)
-        public = faker_public_texts(total)[: total - members]
-        cfg = AUDIT_DP_SGD.model_copy(update={"seed": seed})
-        trainer = dp_sgd_trainer(base, tok, plant_bug(cfg, total, _bug(bug)))
-        return run_canary_audit(trainer, public, LossAttack(tok),
-                                claimed_epsilon=claimed_epsilon(cfg, total)[1],
-                                delta=cfg.delta, n_canaries=n_canaries, canary_seed=seed,
-                                split_seed=seed)
-
-    return run
+    manifest = make_manifest(n_canaries, seed, seed)
+    public = faker_public_texts(total)[: total - len(manifest.members)]
+    cfg = AUDIT_DP_SGD.model_copy(update={"seed": seed})
+    model = dp_sgd_trainer(base, tok, plant_bug(cfg, total, _bug(bug)))(
+        insert_canaries(public, manifest, seed=seed))
+    claim = claimed_epsilon(cfg, total)[1]
+    attacks = [LossAttack(tok), ZlibAttack(tok), MinKProbAttack(tok), ReferenceAttack([base], tok)]
+    return [audit_model(model, manifest, a, claimed_epsilon=claim, delta=cfg.delta)
+            for a in attacks]
 
 
-def _tpr(result: AuditResult) -> dict[str, Any]:
-    t = next(t for t in result.metrics.tpr_at_fpr if abs(t.target_fpr - 0.001) < 1e-12)
-    return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
+RUNNERS: dict[str, Callable[[str, int], list[AuditResult]]] = {
+    "data_path_canary": _data_path, "gradient_canary": _gradient, "black_box": _black_box}
 
 
-def _white_box_tightness(epsilon: float, accountant: AccountantName,
-                         runs: int) -> dict[str, Any]:
-    """The GDP white-box audit on the correct full-batch pipeline, seeds 0..runs-1."""
-    results, eps_delta, seconds = [], [], []
-    for seed in range(runs):
-        start = time.perf_counter()
-        r, ed = audit_tightness(epsilon, accountant=accountant, seed=seed)
-        seconds.append(time.perf_counter() - start)
-        results.append(r)
-        eps_delta.append(ed.epsilon)
-    first, gdp = results[0], [r.eps_lb for r in results]
-    # Opacus's PRV accountant overflows at z = 0: the positive control runs under the RDP claim.
-    control = audit_tightness(epsilon, accountant="rdp", bug="noise_off")[0]
-    return {"audit": f"gradient_canary_gdp_full_batch ({accountant} claim)",
-            "claimed_epsilon": round(first.claimed_epsilon, 4), "lower_bound": median(gdp),
-            "lower_bound_min": min(gdp), "lower_bound_max": max(gdp), "runs": runs,
-            "lower_bounds": [round(b, 3) for b in gdp], "mu_seed0": first.empirical_epsilon.mu,
-            "eps_delta_one_run_same_scores": [round(b, 3) for b in eps_delta],
-            "canaries": first.n_canaries, "seconds": round(median(seconds), 1),
-            "largest_detectable_epsilon": round(gdp_ceiling(first), 3),
-            "positive_control_noise_off": {"eps_lb": control.eps_lb, **_tpr(control)},
-            "correct_seed0": {"eps_lb": first.eps_lb, "auc": first.metrics.auc, **_tpr(first)}}
+def run_one(group: str, bug: str, seed: int) -> tuple[list[dict[str, Any]], float]:
+    """One run (in a worker): its results as JSON and its wall time in seconds."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    results = RUNNERS[group](bug, seed)
+    return [r.model_dump(mode="json") for r in results], time.perf_counter() - start
 
 
-def _data_path_tightness(epsilon: float, runs: int) -> dict[str, Any]:
-    """The data-path audit's largest one-run bound on the correct pipeline claimed at epsilon."""
-    cfg = DATA_PATH_DP_SGD.model_copy(update={"target_epsilon": epsilon})
-    results = [audit_org_data_path(cfg=cfg, seed=seed)[0] for seed in range(runs)]
-    return {"audit": "data_path_canary", "claimed_epsilon": round(results[0].claimed_epsilon, 4),
-            "lower_bound": max(r.eps_lb for r in results), "runs": runs}
+def fill_parts(parts: Path, groups: list[str], runs: int, jobs: int) -> None:
+    """Run every (group, bug, seed) whose part is missing, longest first, ``jobs`` at a time."""
+    todo = sorted(((g, b, s) for g in groups for b in BUGS for s in range(runs)
+                   if not has_part(parts, f"{g}-{b}", s)),
+                  key=lambda t: -RUN_COST.get(t[1], 1))
+    print(f"{len(todo)} runs to do, {jobs} at a time", file=sys.stderr, flush=True)
+
+    def keep(task: tuple[str, str, int], out: tuple[list[dict[str, Any]], float]) -> None:
+        results = [AuditResult.model_validate(r) for r in out[0]]
+        save_part(parts, f"{task[0]}-{task[1]}", task[2], results, out[1])
+        print(json.dumps({"group": task[0], "bug": task[1], "seed": task[2],
+                          "seconds": round(out[1], 1),
+                          "eps_lb": [round(r.eps_lb, 3) for r in results],
+                          "verdicts": [r.verdict for r in results]}),
+              file=sys.stderr, flush=True)
+
+    if jobs <= 1:
+        for task in todo:
+            keep(task, run_one(*task))
+        return
+    context = multiprocessing.get_context("spawn")  # torch is loaded: no fork
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(run_one, *task): task for task in todo}
+        for future in as_completed(futures):
+            keep(futures[future], future.result())
 
 
-def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = False) -> None:
-    """Replace the white-box tightness rows at claim ``epsilon`` by a fresh measurement.
-
-    Other rows are kept; ``data_path`` also replaces the data-path row (3 seeds, as before).
-    """
-    found = json.loads(out.read_text())
-    gdp = "gradient_canary_gdp"
-    audits = (gdp, "data_path_canary") if data_path else (gdp,)
-    kept = [t for t in found["tightness"] if not (t["audit"].startswith(audits)
-                                                   and abs(t["claimed_epsilon"] - epsilon) < 0.1)]
-    if data_path:
-        kept.append(_data_path_tightness(epsilon, 3))
-    accountants: tuple[AccountantName, ...] = ("rdp", "prv")
-    for accountant in accountants:
-        row = _white_box_tightness(epsilon, accountant, runs)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        kept.append(row)
-    found["tightness"] = kept
-    out.write_text(json.dumps(found, indent=1) + "\n")
-
-
-def _subsampled_tightness(epsilon: float, accountant: AccountantName, runs: int,
-                          n_canaries: int) -> dict[str, Any]:
-    """The per-step f-DP audit on the correct Poisson-subsampled pipeline, seeds 0..runs-1."""
-    results, extras, seconds = [], [], []
-    for seed in range(runs):
-        start = time.perf_counter()
-        r, extra = audit_subsampled_tightness(epsilon, accountant=accountant, seed=seed,
-                                              n_canaries=n_canaries)
-        seconds.append(time.perf_counter() - start)
-        results.append(r)
-        extras.append(extra)
-        print(json.dumps({"seed": seed, "eps_lb": r.eps_lb, "claim": r.claimed_epsilon,
-                          "seconds": seconds[-1], **extra}), file=sys.stderr, flush=True)
-    first, bounds = results[0], [r.eps_lb for r in results]
-    control = audit_subsampled_tightness(epsilon, accountant="rdp", noise_off=True,
-                                         n_canaries=n_canaries)[0]
-    family = SubsampledGaussianFamily(extras[0]["sample_rate"], int(extras[0]["steps"]))
-    ceiling = fdp_one_run_audit([float(y) for y in first.is_member], first.is_member, family,
-                                delta=first.delta, guess_grid=fraction_guess_grid(n_canaries),
-                                points=3).epsilon
-    return {"audit": f"step_canary_fdp_subsampled ({accountant} claim)",
-            "claimed_epsilon": round(first.claimed_epsilon, 4), "lower_bound": median(bounds),
-            "lower_bound_min": min(bounds), "lower_bound_max": max(bounds), "runs": runs,
-            "lower_bounds": [round(b, 3) for b in bounds],
-            "true_epsilon_pld": round(extras[0]["true_epsilon_pld"], 3),
-            **{k: extras[0][k] for k in ("sample_rate", "steps", "noise_multiplier")},
-            "strength_seed0": first.empirical_epsilon.mu,
-            "eps_delta_one_run_same_scores": [round(e["eps_delta_one_run"], 3) for e in extras],
-            "canaries": n_canaries, "seconds": round(median(seconds), 1),
-            "largest_detectable_epsilon": round(ceiling, 3),
-            "positive_control_noise_off": {"eps_lb": control.eps_lb, **_tpr(control)},
-            "correct_seed0": {"eps_lb": first.eps_lb, "auc": first.metrics.auc, **_tpr(first)}}
+def grid_rows(parts: Path, groups: list[str], runs: int) -> tuple[list[dict[str, Any]], ...]:
+    """Rows (one per bug x audit), power and tightness entries from the parts of seeds
+    0..runs-1."""
+    rows, power, tightness = [], [], []
+    for group in groups:
+        cells = {bug: load_cell(parts, f"{group}-{bug}", runs) for bug in BUGS}
+        audits = BLACK_BOX_ATTACKS if group == "black_box" else (group,)
+        for i, audit in enumerate(audits):
+            firsts = {bug: runs_[0]["results"][i] for bug, runs_ in cells.items()}
+            for bug, got in cells.items():
+                results = [run["results"][i] for run in got]
+                rows.append({"bug": bug, "audit": audit, "runs": runs,
+                             "detected_runs": sum(r.verdict == "FAIL" for r in results),
+                             "seconds": round(sum(run["seconds"] for run in got) / runs, 2),
+                             "eps_lb_max": round(max(r.eps_lb for r in results), 3),
+                             "claimed_epsilon": round(firsts[bug].claimed_epsilon, 4)})
+            none, control = firsts["none"], firsts["noise_off"]
+            power.append({"audit": audit, "canaries": none.n_canaries,
+                          "positive_control_noise_off": {"eps_lb": control.eps_lb,
+                                                         **tpr_at_0_1(control)},
+                          "largest_detectable_epsilon": round(
+                              largest_detectable_epsilon(none), 3),
+                          "correct_seed0": {"eps_lb": none.eps_lb, **tpr_at_0_1(none)}})
+            best = max(run["results"][i].eps_lb for run in cells["none"])
+            tightness.append({"audit": audit, "claimed_epsilon": round(none.claimed_epsilon, 4),
+                              "lower_bound": best})
+    return rows, power, tightness
 
 
-def append_subsampled_tightness(out: Path, epsilon: float, runs: int,
-                                accountants: list[AccountantName], n_canaries: int) -> None:
-    """Replace the subsampled per-step tightness rows at claim ``epsilon`` (others kept)."""
-    for accountant in accountants:
-        row = _subsampled_tightness(epsilon, accountant, runs, n_canaries)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        found = json.loads(out.read_text())
-        found["tightness"] = [t for t in found["tightness"] if not (
-            t["audit"] == row["audit"] and abs(t["claimed_epsilon"] - epsilon) < 0.1)] + [row]
-        out.write_text(json.dumps(found, indent=1) + "\n")
+def merge_grid(out: Path, rows: list[dict[str, Any]], power: list[dict[str, Any]],
+               tightness: list[dict[str, Any]]) -> None:
+    """Replace the audits measured here in ``out``; keep the others (the federation rows of
+    bench/audit_power_federation.py, the tightness rows of --tightness-epsilon)."""
+    found = json.loads(out.read_text()) if out.exists() else {}
+    audits = {r["audit"] for r in rows} | {"loss"}  # "loss" was the black-box group's old name
+    merged = {key: [r for r in found.get(key, []) if r["audit"] not in audits] + new
+              for key, new in (("rows", rows), ("power", power))}
+    claims = {(t["audit"], t["claimed_epsilon"]) for t in tightness}
+    merged["tightness"] = [t for t in found.get("tightness", [])
+                           if (t["audit"], t["claimed_epsilon"]) not in claims] + tightness
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--audits", nargs="+", default=list(DEFAULT_RUNS))
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every cell's runs")
+    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS))
+    parser.add_argument("--runs", type=int, default=20, help="seeds per bug x audit cell")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
+    parser.add_argument("--parts", type=Path, default=PARTS,
+                        help="each run's results (kept: a rerun skips the runs found here)")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="only fill the parts; do not write --out")
     parser.add_argument("--out", type=Path, default=Path("docs/results/audit_power.json"))
     parser.add_argument("--tightness-epsilon", type=float,
                         help="only append tightness rows at this claim (needs --out written)")
@@ -231,48 +220,13 @@ def main() -> None:
         append_tightness(args.out, args.tightness_epsilon, args.tightness_runs,
                          args.tightness_data_path)
         return
-    runners: dict[str, Callable[[str, int], AuditResult]] = {
-        "data_path_canary": _data_path, "gradient_canary": _gradient}
-    if "loss" in args.audits:
-        runners["loss"] = _loss_audit()
-    rows, power, tightness = [], [], []
-    for audit in args.audits:
-        firsts: dict[str, AuditResult] = {}
-        best = 0.0
-        for bug in BUGS:
-            runs = max(1, round(DEFAULT_RUNS[audit][bug] * args.scale))
-            detected, start, bounds = 0, time.perf_counter(), []
-            for seed in range(runs):
-                r = runners[audit](bug, seed)
-                firsts.setdefault(bug, r)
-                detected += r.verdict == "FAIL"
-                bounds.append(r.eps_lb)
-            seconds = (time.perf_counter() - start) / runs
-            if bug == "none":
-                best = max(bounds)
-            rows.append({"bug": bug, "audit": audit, "runs": runs, "detected_runs": detected,
-                         "seconds": round(seconds, 2), "eps_lb_max": round(max(bounds), 3),
-                         "claimed_epsilon": round(firsts[bug].claimed_epsilon, 4)})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-        m = firsts["none"].n_canaries
-        ceiling = largest_detectable_epsilon(firsts["none"])
-        power.append({"audit": audit, "canaries": m,
-                      "positive_control_noise_off": {"eps_lb": firsts["noise_off"].eps_lb,
-                                                     **_tpr(firsts["noise_off"])},
-                      "largest_detectable_epsilon": round(ceiling, 3),
-                      "correct_seed0": {"eps_lb": firsts["none"].eps_lb, **_tpr(firsts["none"])}})
-        tightness.append({"audit": audit, "claimed_epsilon": round(firsts["none"].claimed_epsilon,
-                                                                   4), "lower_bound": best})
-    # Keep what other audits measured (the federation rows of bench/audit_power_federation.py,
-    # the white-box tightness rows of --tightness-epsilon); replace only the audits run here.
-    found = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged = {key: [r for r in found.get(key, []) if r["audit"] not in args.audits] + new
-              for key, new in (("rows", rows), ("power", power))}
-    claims = {(t["audit"], t["claimed_epsilon"]) for t in tightness}
-    merged["tightness"] = [t for t in found.get("tightness", [])
-                           if (t["audit"], t["claimed_epsilon"]) not in claims] + tightness
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(merged, indent=1) + "\n")
+    fill_parts(args.parts, args.groups, args.runs, args.jobs)
+    if args.no_merge:
+        return
+    rows, power, tightness = grid_rows(args.parts, args.groups, args.runs)
+    merge_grid(args.out, rows, power, tightness)
+    for row in rows:
+        print(json.dumps(row))
     print(json.dumps({"power": power, "tightness": tightness}, indent=1))
 
 
