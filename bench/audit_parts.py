@@ -9,8 +9,12 @@ built from the parts alone.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +59,36 @@ def load_cell(parts: Path, cell: str, runs: int) -> list[dict[str, Any]]:
         body["results"] = [AuditResult.model_validate(r) for r in body["results"]]
         out.append(body)
     return out
+
+
+Task = tuple[Any, ...]
+
+
+def run_missing(tasks: list[Task], run: Callable[..., tuple[list[dict[str, Any]], float,
+                                                                 dict[str, Any]]],
+                where: Callable[[Task], tuple[str, int]], parts: Path, jobs: int) -> None:
+    """Run ``run(*task)`` for every task whose part (``where(task)`` = (cell, seed)) is missing,
+    ``jobs`` at a time in spawned processes (torch is loaded: no fork), in the order given, and
+    save each as it ends. ``run`` returns (results as JSON, seconds, extra) and must be a
+    module-level function (it is pickled)."""
+    todo = [t for t in tasks if not has_part(parts, *where(t))]
+    print(f"{len(todo)} runs to do, {jobs} at a time", file=sys.stderr, flush=True)
+
+    def keep(task: Task, out: tuple[list[dict[str, Any]], float, dict[str, Any]]) -> None:
+        results = [AuditResult.model_validate(r) for r in out[0]]
+        cell, seed = where(task)
+        save_part(parts, cell, seed, results, out[1], out[2])
+        print(json.dumps({"cell": cell, "seed": seed, "seconds": round(out[1], 1),
+                          "eps_lb": [round(r.eps_lb, 3) for r in results],
+                          "verdicts": [r.verdict for r in results]}),
+              file=sys.stderr, flush=True)
+
+    if jobs <= 1:
+        for task in todo:
+            keep(task, run(*task))
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(run, *task): task for task in todo}
+        for future in as_completed(futures):
+            keep(futures[future], future.result())

@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.audit_parts import has_part, load_cell, save_part
+from bench.audit_parts import load_cell, run_missing
 from bench.audit_power_tightness import (
     append_subsampled_tightness,
     append_tightness,
@@ -112,39 +109,20 @@ RUNNERS: dict[str, Callable[[str, int], list[AuditResult]]] = {
     "data_path_canary": _data_path, "gradient_canary": _gradient, "black_box": _black_box}
 
 
-def run_one(group: str, bug: str, seed: int) -> tuple[list[dict[str, Any]], float]:
+def run_one(group: str, bug: str, seed: int) -> tuple[list[dict[str, Any]], float,
+                                                    dict[str, Any]]:
     """One run (in a worker): its results as JSON and its wall time in seconds."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     results = RUNNERS[group](bug, seed)
-    return [r.model_dump(mode="json") for r in results], time.perf_counter() - start
+    return [r.model_dump(mode="json") for r in results], time.perf_counter() - start, {}
 
 
 def fill_parts(parts: Path, groups: list[str], runs: int, jobs: int) -> None:
     """Run every (group, bug, seed) whose part is missing, longest first, ``jobs`` at a time."""
-    todo = sorted(((g, b, s) for g in groups for b in BUGS for s in range(runs)
-                   if not has_part(parts, f"{g}-{b}", s)),
-                  key=lambda t: -RUN_COST.get(t[1], 1))
-    print(f"{len(todo)} runs to do, {jobs} at a time", file=sys.stderr, flush=True)
-
-    def keep(task: tuple[str, str, int], out: tuple[list[dict[str, Any]], float]) -> None:
-        results = [AuditResult.model_validate(r) for r in out[0]]
-        save_part(parts, f"{task[0]}-{task[1]}", task[2], results, out[1])
-        print(json.dumps({"group": task[0], "bug": task[1], "seed": task[2],
-                          "seconds": round(out[1], 1),
-                          "eps_lb": [round(r.eps_lb, 3) for r in results],
-                          "verdicts": [r.verdict for r in results]}),
-              file=sys.stderr, flush=True)
-
-    if jobs <= 1:
-        for task in todo:
-            keep(task, run_one(*task))
-        return
-    context = multiprocessing.get_context("spawn")  # torch is loaded: no fork
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_one, *task): task for task in todo}
-        for future in as_completed(futures):
-            keep(futures[future], future.result())
+    tasks = sorted(((g, b, s) for g in groups for b in BUGS for s in range(runs)),
+                   key=lambda t: -RUN_COST.get(t[1], 1))
+    run_missing(tasks, run_one, lambda t: (f"{t[0]}-{t[1]}", t[2]), parts, jobs)
 
 
 def grid_rows(parts: Path, groups: list[str], runs: int) -> tuple[list[dict[str, Any]], ...]:
@@ -214,7 +192,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.tightness_epsilon is not None and args.tightness_subsampled:
         append_subsampled_tightness(args.out, args.tightness_epsilon, args.tightness_runs,
-                                    args.tightness_subsampled, args.tightness_canaries)
+                                    args.tightness_subsampled, args.tightness_canaries,
+                                    args.parts, args.jobs, merge=not args.no_merge)
         return
     if args.tightness_epsilon is not None:
         append_tightness(args.out, args.tightness_epsilon, args.tightness_runs,

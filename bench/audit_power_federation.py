@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.audit_parts import has_part, load_cell, save_part
+from bench.audit_power_tightness import tpr_at_0_1
 from bench.docs import RESULTS, write_results
 from gt_secure.audit.federation import (
     ARTIFACTS,
@@ -45,13 +47,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "gradient": {"n_canaries": 256, "local_steps": 64, "num_texts": 16, "canaries": "gradient"},
     "text": {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "canaries": "text"},
 }
-DEFAULT_RUNS = ["none=5", "noise_off=5", "noise_off@all=5", "steps_x4=5",
-                "noise_off+translator_copy=3", "none+translator_copy=2"]
-
-
-def _tpr(result: AuditResult) -> dict[str, Any]:
-    t = next(t for t in result.metrics.tpr_at_fpr if abs(t.target_fpr - 0.001) < 1e-12)
-    return {"tpr": t.tpr, "tpr_ci95": list(t.tpr_ci), "fpr": t.fpr}
+PARTS = Path("runs/audit_power_federation_parts")
+DEFAULT_RUNS = ["none=20", "noise_off=20", "clipping_off=20", "steps_x2=20", "steps_x4=20",
+                "sample_rate_x4=20", "noise_off@all=5", "noise_off+translator_copy=3",
+                "none+translator_copy=2"]
 
 
 def shift(result: AuditResult) -> float:
@@ -102,7 +101,7 @@ def power_entries(firsts: dict[tuple[str, str], AuditResult],
         for bug in ("noise_off", "noise_off_all_orgs", "noise_off+translator_copy"):
             if (c := firsts.get((bug, audit))) is not None:
                 entry[f"positive_control_{bug}"] = {"eps_lb": c.eps_lb, "auc": c.metrics.auc,
-                                                    "verdict": c.verdict, **_tpr(c)}
+                                                    "verdict": c.verdict, **tpr_at_0_1(c)}
         anyone = next(r for (_, a), r in firsts.items() if a == audit)
         entry["largest_detectable_epsilon"] = round(largest_detectable_epsilon(anyone), 3)
         out.append(entry)
@@ -138,6 +137,11 @@ def main() -> None:
     parser.add_argument("--n-canaries", type=int, default=0,
                         help="canaries per run (0: the setting's); another count names its "
                         "cells 'BUG (N canaries)' and leaves the power entries alone")
+    parser.add_argument("--parts", type=Path, default=PARTS,
+                        help="each run's results (kept: a rerun skips the runs found here)")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="only fill the parts (several processes at once); do not write "
+                        "the results files")
     parser.add_argument("--table", action="store_true",
                         help="only print the table of docs/results/audit_power_federation.json")
     args = parser.parse_args()
@@ -150,19 +154,31 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     firsts: dict[tuple[str, str], AuditResult] = {}
     power: list[dict[str, Any]] = []
-    for name, fields, runs in map(parse_cell, args.runs):
-        name += suffix
-        results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
-        start = time.perf_counter()
-        for seed in range(runs):
+    cells = [(name + suffix, fields, runs) for name, fields, runs in map(parse_cell, args.runs)]
+    for seed in range(max(runs for _, _, runs in cells)):  # seed-major: cells grow together
+        for name, fields, runs in cells:
+            cell = f"{args.canaries}-{n}-{name}"
+            if seed >= runs or has_part(args.parts, cell, seed):
+                continue
             cfg = FederationAuditConfig(**{**settings, "n_canaries": n}, **fields, seed=seed)
-            for r in run_federation_audit(cfg).results:
+            start = time.perf_counter()
+            got = run_federation_audit(cfg).results
+            save_part(args.parts, cell, seed, got, time.perf_counter() - start)
+            for r in got:
+                print(json.dumps({"bug": name, "seed": seed, "audit": r.attack,
+                                  "auc": round(r.metrics.auc, 3), "eps_lb": r.eps_lb,
+                                  "verdict": r.verdict}), file=sys.stderr, flush=True)
+    for name, _, runs in cells:
+        cell = f"{args.canaries}-{n}-{name}"
+        if args.no_merge:
+            break
+        done = load_cell(args.parts, cell, runs)
+        seconds = sum(run["seconds"] for run in done) / runs
+        results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
+        for run in done:
+            for r in run["results"]:
                 results[r.attack].append(r)
                 firsts.setdefault((name, r.attack), r)
-                print(json.dumps({"bug": name, "seed": seed, "audit": r.attack,
-                                  "auc": round(r.metrics.auc, 3), "eps_lb": r.eps_lb}),
-                      file=sys.stderr, flush=True)
-        seconds = (time.perf_counter() - start) / runs
         for audit, got in results.items():
             rows.append({"bug": name, "audit": audit, "runs": runs,
                          "detected_runs": sum(r.verdict == "FAIL" for r in got),
@@ -185,7 +201,7 @@ def main() -> None:
         for entry, c in zip(power, control, strict=True):
             entry[f"positive_control_nonprivate_{args.control_steps}_steps"] = {
                 "eps_lb": c.eps_lb, "auc": c.metrics.auc, "verdict": c.verdict,
-                "seconds": round(seconds, 1), **_tpr(c)}
+                "seconds": round(seconds, 1), **tpr_at_0_1(c)}
         merge(args.out, settings, rows, power)
     for row in rows:
         print(json.dumps(row))

@@ -13,6 +13,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import torch
+
+from bench.audit_parts import load_cell, run_missing
 from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
 from gt_secure.audit.fdp_one_run import fdp_one_run_audit
 from gt_secure.audit.results import AuditResult
@@ -86,22 +89,32 @@ def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = Fal
     out.write_text(json.dumps(found, indent=1) + "\n")
 
 
+def subsampled_run(epsilon: float, accountant: AccountantName, seed: int, n_canaries: int,
+                   noise_off: bool) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
+    """One per-step f-DP audit run (in a worker): results as JSON, seconds, its extras."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    r, extra = audit_subsampled_tightness(epsilon, accountant=accountant, seed=seed,
+                                          n_canaries=n_canaries, noise_off=noise_off)
+    return [r.model_dump(mode="json")], time.perf_counter() - start, extra
+
+
+def _subsampled_cell(epsilon: float, accountant: str, n_canaries: int, noise_off: bool) -> str:
+    return f"subsampled-eps{epsilon:g}-{accountant}-{n_canaries}" + ("-noise_off" * noise_off)
+
+
 def _subsampled_tightness(epsilon: float, accountant: AccountantName, runs: int,
-                          n_canaries: int) -> dict[str, Any]:
-    """The per-step f-DP audit on the correct Poisson-subsampled pipeline, seeds 0..runs-1."""
-    results, extras, seconds = [], [], []
-    for seed in range(runs):
-        start = time.perf_counter()
-        r, extra = audit_subsampled_tightness(epsilon, accountant=accountant, seed=seed,
-                                              n_canaries=n_canaries)
-        seconds.append(time.perf_counter() - start)
-        results.append(r)
-        extras.append(extra)
-        print(json.dumps({"seed": seed, "eps_lb": r.eps_lb, "claim": r.claimed_epsilon,
-                          "seconds": seconds[-1], **extra}), file=sys.stderr, flush=True)
+                          n_canaries: int, parts: Path) -> dict[str, Any]:
+    """The per-step f-DP audit on the correct Poisson-subsampled pipeline, seeds 0..runs-1,
+    from the parts (run first by :func:`append_subsampled_tightness`)."""
+    done = load_cell(parts, _subsampled_cell(epsilon, accountant, n_canaries, False), runs)
+    results = [run["results"][0] for run in done]
+    extras = [run["extra"] for run in done]
+    seconds = [run["seconds"] for run in done]
     first, bounds = results[0], [r.eps_lb for r in results]
-    control = audit_subsampled_tightness(epsilon, accountant="rdp", noise_off=True,
-                                         n_canaries=n_canaries)[0]
+    # Opacus's PRV accountant overflows at z = 0: the positive control runs under the RDP claim.
+    control = load_cell(parts, _subsampled_cell(epsilon, "rdp", n_canaries, True), 1)
+    control_result = control[0]["results"][0]
     family = SubsampledGaussianFamily(extras[0]["sample_rate"], int(extras[0]["steps"]))
     ceiling = fdp_one_run_audit([float(y) for y in first.is_member], first.is_member, family,
                                 delta=first.delta, guess_grid=fraction_guess_grid(n_canaries),
@@ -116,16 +129,26 @@ def _subsampled_tightness(epsilon: float, accountant: AccountantName, runs: int,
             "eps_delta_one_run_same_scores": [round(e["eps_delta_one_run"], 3) for e in extras],
             "canaries": n_canaries, "seconds": round(median(seconds), 1),
             "largest_detectable_epsilon": round(ceiling, 3),
-            "positive_control_noise_off": {"eps_lb": control.eps_lb, **tpr_at_0_1(control)},
+            "positive_control_noise_off": {"eps_lb": control_result.eps_lb,
+                                           **tpr_at_0_1(control_result)},
             "correct_seed0": {"eps_lb": first.eps_lb, "auc": first.metrics.auc,
                               **tpr_at_0_1(first)}}
 
 
 def append_subsampled_tightness(out: Path, epsilon: float, runs: int,
-                                accountants: list[AccountantName], n_canaries: int) -> None:
-    """Replace the subsampled per-step tightness rows at claim ``epsilon`` (others kept)."""
+                                accountants: list[AccountantName], n_canaries: int,
+                                parts: Path, jobs: int = 1, merge: bool = True) -> None:
+    """Run the subsampled per-step audits missing from ``parts`` (seeds 0..runs-1 per
+    accountant and the noise-off control, ``jobs`` at a time), then replace their rows at claim
+    ``epsilon`` in ``out`` (others kept; ``merge=False``: only run)."""
+    tasks: list[tuple[Any, ...]] = [(epsilon, "rdp", 0, n_canaries, True)] + [
+        (epsilon, a, seed, n_canaries, False) for seed in range(runs) for a in accountants]
+    run_missing(tasks, subsampled_run,
+                lambda t: (_subsampled_cell(t[0], t[1], t[3], t[4]), t[2]), parts, jobs)
+    if not merge:
+        return
     for accountant in accountants:
-        row = _subsampled_tightness(epsilon, accountant, runs, n_canaries)
+        row = _subsampled_tightness(epsilon, accountant, runs, n_canaries, parts)
         print(json.dumps(row), file=sys.stderr, flush=True)
         found = json.loads(out.read_text())
         found["tightness"] = [t for t in found["tightness"] if not (
