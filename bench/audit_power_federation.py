@@ -1,22 +1,25 @@
 """Audit power of the federation audit: planted bugs x released artifact.
 
-Run: ``python -m bench.audit_power_federation [--runs none=5 noise_off=5 ...] [--out F]``
-(F defaults to docs/results/audit_power.json). Each run is the whole federation in Flower's
+Run: ``python -m bench.audit_power_federation [--runs none=5 noise_off=5 ...] [--out F]`` (F
+defaults to docs/results/audit_power.json). Each run is the whole federation in Flower's
 simulation engine (3 organizations, dp-sgd-secagg: DP-SGD epsilon 1 per organization, the update
 clipped to norm 1, SecAgg+, the provider's translator), 64 local steps, 16 own texts per
-organization (:func:`gt_secure.audit.federation.run_federation_audit`). The bank is the
-audited organization: with ``--canaries gradient`` (default) its DP-SGD carries 256 Dirac
-gradient canaries on the TinyLM LoRA A factors (half "in", Poisson-included at the recorded
-rate, clipped and noised by Opacus), scored white-box on the aggregated TinyLM update (their
-coordinates) and on the delivered adapter (through the public translator); with ``text``, 64
-rare-token canary texts in its data, scored by loss drop (plus ``--control-steps``: the scores'
-non-private control outside the federation). A cell is ``BUG[@all][+translator_copy]=RUNS``
-(seeds 0..RUNS-1): ``BUG`` is planted at the bank (``@all``: at all three organizations) while
-the ledgers record the plan; ``+translator_copy`` makes the provider translate with a map that
-copies the TinyLM update into the adapter (the adapter audit's positive control). One run scores
-both artifacts: one row per audit. Rows and power entries of these audits in F are replaced,
-every other row is kept (``bench/audit_power.py`` owns those); this bench's own rows also go to
-docs/results/audit_power_federation.json.
+organization (64 in the ``sample_rate_x4`` cell: 16 texts are one full batch, q = 1)
+(:func:`gt_secure.audit.federation.run_federation_audit`). The bank is the audited organization:
+with ``--canaries gradient`` (default) its DP-SGD carries 256 Dirac gradient canaries on the
+TinyLM LoRA A factors (half "in", Poisson-included at the recorded rate, clipped and noised by
+Opacus), scored white-box on the aggregated TinyLM update (their coordinates) and on the
+delivered adapter (through the public translator); with ``text``, 64 rare-token canary texts in
+its data, scored by loss drop (plus ``--control-steps``: the scores' non-private control outside
+the federation). A cell is ``BUG[@all][+translator_copy]=RUNS`` (seeds 0..RUNS-1): ``BUG`` is
+planted at the bank (``@all``: at all three organizations) while the ledgers record the plan;
+``+translator_copy`` makes the provider translate with a map that copies the TinyLM update into
+the adapter (the adapter audit's positive control). One run scores both artifacts: one row per
+audit. Rows and power entries of these audits in F are replaced, every other row is kept
+(``bench/audit_power.py`` owns those); this bench's own rows also go to
+docs/results/audit_power_federation.json. Each run is kept under ``--parts`` (a rerun skips it;
+processes started with ``--no-merge`` fill one grid together, seed-major, and a last run without
+it writes the results).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "gradient": {"n_canaries": 256, "local_steps": 64, "num_texts": 16, "canaries": "gradient"},
     "text": {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "canaries": "text"},
 }
+SAMPLE_RATE_X4_TEXTS = 64  # ceil(64 / 16) = 4 batches: q = 1/4 recorded, 1 run
 PARTS = Path("runs/audit_power_federation_parts")
 DEFAULT_RUNS = ["none=20", "noise_off=20", "clipping_off=20", "steps_x2=20", "steps_x4=20",
                 "sample_rate_x4=20", "noise_off@all=5", "noise_off+translator_copy=3",
@@ -68,6 +72,8 @@ def parse_cell(cell: str) -> tuple[str, dict[str, Any], int]:
     fields: dict[str, Any] = {"bug": None if bug == "none" else bug,
                               "bug_at": where or "org", "provider_bug": provider or None}
     name = bug + ("_all_orgs" if where == "all" else "") + (f"+{provider}" if provider else "")
+    if bug == "sample_rate_x4":  # 16 texts are one full batch (q = 1): no 4x rate exists
+        fields["num_texts"] = SAMPLE_RATE_X4_TEXTS
     return name, fields, int(runs)
 
 
@@ -160,7 +166,7 @@ def main() -> None:
             cell = f"{args.canaries}-{n}-{name}"
             if seed >= runs or has_part(args.parts, cell, seed):
                 continue
-            cfg = FederationAuditConfig(**{**settings, "n_canaries": n}, **fields, seed=seed)
+            cfg = FederationAuditConfig(**{**settings, "n_canaries": n, **fields}, seed=seed)
             start = time.perf_counter()
             got = run_federation_audit(cfg).results
             save_part(args.parts, cell, seed, got, time.perf_counter() - start)
