@@ -88,7 +88,8 @@ def mean_update(cfg: ReleaseConfig, n_texts: int, workdir: Path,
     for org in ORGANIZATIONS:
         key = generate_key()
         ledger = Ledger(workdir / f"{org}-{time.monotonic_ns()}.jsonl").ensure(
-            owner=org, budget=cfg.budget.model_dump(), signing_key=key)
+            owner=org, budget={"example": cfg.budget.example,
+                             "organization": cfg.budget.organization}, signing_key=key)
         release = prepare_release(org, org_texts(org, "train", n_texts), cfg, ledger, key,
                                   salt=SALT, release_id=f"{org}-bench", basis=basis)
         flats.append(release.update.flat.astype(np.float64))

@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.docs import write_results, write_section
 from gt_secure.ledger import DpSgdMechanism, Ledger, data_fingerprint, generate_key, save_keypair
+from gt_secure.ledger.accountant import AccountantName
 from gt_secure.ledger.entry import sha256_hex
 
 HEADING = "## Ledger CLI"
@@ -42,7 +43,8 @@ PROBE = ("import sys\nfrom gt_secure.cli.main import main\ncode = main(sys.argv[
          "sys.exit(code)\n")
 
 
-def build_ledger(directory: Path, entries: int, accountant: str) -> tuple[Path, Path]:
+def build_ledger(directory: Path, entries: int,
+                 accountant: AccountantName) -> tuple[Path, Path]:
     """A ledger (header + ``entries`` example-level DP-SGD releases of one organization) and
     its key directory."""
     key = generate_key()
@@ -109,7 +111,8 @@ def run(entries: int, repeats: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         os.environ["GT_SECURE_CACHE_DIR"] = str(cache)
-        for accountant in ("rdp", "prv"):
+        accountants: tuple[AccountantName, ...] = ("rdp", "prv")
+        for accountant in accountants:
             ledger, keys = build_ledger(Path(tmp), entries, accountant)
             states = _cache_states(ledger, keys, cache)
             for command in ("verify", "show"):
