@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--no-merge", action="store_true",
                         help="only fill the parts (several processes at once); do not write "
                         "the results files")
+    parser.add_argument("--reverse", action="store_true",
+                        help="last seed first (a second process filling the same cells)")
     parser.add_argument("--table", action="store_true",
                         help="only print the table of docs/results/audit_power_federation.json")
     args = parser.parse_args()
@@ -161,7 +163,8 @@ def main() -> None:
     firsts: dict[tuple[str, str], AuditResult] = {}
     power: list[dict[str, Any]] = []
     cells = [(name + suffix, fields, runs) for name, fields, runs in map(parse_cell, args.runs)]
-    for seed in range(max(runs for _, _, runs in cells)):  # seed-major: cells grow together
+    seeds = range(max(runs for _, _, runs in cells))
+    for seed in reversed(seeds) if args.reverse else seeds:  # seed-major: cells grow together
         for name, fields, runs in cells:
             cell = f"{args.canaries}-{n}-{name}"
             if seed >= runs or has_part(args.parts, cell, seed):
