@@ -33,7 +33,9 @@ class AppConfig:
     ``local-steps``: DP-SGD (or, without example-level DP, plain fine-tune) steps per round.
     ``num-texts``: training texts per organization and
     round (0: the node's ``num-texts``, else 512). Defaults (32 steps, 512 texts) are the demo's,
-    measured in docs/benchmarks.md "Demo utility".
+    measured in docs/benchmarks.md "Demo utility". ``org-keys-dir``: the organizations'
+    registered ``<org>.pub.pem`` ledger keys; the aggregator's witness cosigns only ledgers signed
+    by them ("": each key is trusted on first contact).
     """
 
     protocol: str = DEFAULT_PROTOCOL
@@ -46,6 +48,7 @@ class AppConfig:
     output_dir: str = "runs/app"
     local_steps: int = 32
     num_texts: int = 0
+    org_keys_dir: str = ""
 
     def __post_init__(self) -> None:
         problems: list[InvalidFieldError] = []

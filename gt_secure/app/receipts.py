@@ -37,16 +37,31 @@ RECORD = "gt.ledger"
 WITNESS_NAME = "aggregator"
 
 
-def aggregator_witness(out_dir: Path) -> Witness:
+def aggregator_witness(out_dir: Path, org_keys_dir: str = "") -> Witness:
     """The aggregator's witness: key ``<out_dir>/witness/aggregator.key.pem`` (made on first use;
-    ``aggregator.pub.pem`` is what auditors trust for receipts) and its memory beside it."""
-    from gt_secure.ledger.signing import generate_key, load_private_key, save_keypair
+    ``aggregator.pub.pem`` is what auditors trust for receipts) and its memory beside it.
 
+    ``org_keys_dir``: a directory of the organizations' ``<org>.pub.pem`` ledger keys, registered
+    out of band; the witness then cosigns only ledgers signed by the key registered for their
+    owner. Empty: each organization's key is trusted on first contact."""
+    from gt_secure.ledger.signing import (
+        generate_key,
+        load_private_key,
+        load_trusted_keys,
+        save_keypair,
+    )
+
+    trusted = None
+    if org_keys_dir:
+        if not Path(org_keys_dir).expanduser().is_dir():
+            raise InvalidFieldError("org_keys_dir", org_keys_dir,
+                                    "an existing directory of <org>.pub.pem ledger keys")
+        trusted = load_trusted_keys([Path(org_keys_dir).expanduser()])
     directory = out_dir / "witness"
     key_path = directory / f"{WITNESS_NAME}.key.pem"
     if not key_path.exists():
         save_keypair(generate_key(), directory, WITNESS_NAME)
-    return Witness(WITNESS_NAME, load_private_key(key_path), directory / "seen")
+    return Witness(WITNESS_NAME, load_private_key(key_path), directory / "seen", trusted)
 
 
 def _raw_hex(key: Ed25519PublicKey) -> str:

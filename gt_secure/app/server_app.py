@@ -50,7 +50,7 @@ def run_federation(grid: Grid, context: Context, cfg: Resolved) -> dict[str, Any
     expected = expected_for(cfg)
     global_flat = np.zeros(expected_layout().dim, dtype=np.float32)  # the full TinyLM update
     rounds: list[dict[str, Any]] = []
-    witness = aggregator_witness(out_dir)  # cosigns each organization's ledger checkpoint
+    witness = aggregator_witness(out_dir, cfg.app.org_keys_dir)  # cosigns ledger checkpoints
     excluded: dict[int, str] = {}  # node -> organization whose ledger the aggregator refused
     contributors: dict[int, list[int]] = {}  # round -> nodes whose updates are in its mean
     progress.started(context.run_id, cfg.app.protocol, cfg.aggregation, cfg.num_rounds,

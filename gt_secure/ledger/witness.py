@@ -6,15 +6,16 @@ RFC 9162 consistency proof from that last size, it cosigns (C2SP ``cosignature/v
 new tree extends the old one: a smaller size (rollback, truncation), a different root at the same
 size or a failing proof (fork, rewritten or deleted entries) is refused with
 :class:`LogConsistencyError`. The first checkpoint of an origin is trusted on first use, with the
-owner key the caller supplies. The cosigned checkpoint is the owner's *receipt*: ``ledger verify
---receipt`` later proves the ledger still extends it.
+owner key the caller supplies, unless the witness holds registered owner keys (``trusted``). The
+cosigned checkpoint is the owner's *receipt*: ``ledger verify --receipt`` later proves the ledger
+still extends it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +27,7 @@ from gt_secure.ledger._model import FrozenModel
 from gt_secure.ledger.log import receipts_path
 from gt_secure.ledger.merkle import verify_consistency
 from gt_secure.ledger.note import SignedCheckpoint, cosignature, signature_kind
+from gt_secure.ledger.signing import TrustedKey, key_id
 from gt_secure.ledger.store import Ledger
 
 
@@ -56,12 +58,28 @@ def owner_signature_ok(signed: SignedCheckpoint, owner: str, key: Ed25519PublicK
 
 
 class Witness:
-    """A cosigner named ``name`` whose memory lives in ``state_dir`` (one file per origin)."""
+    """A cosigner named ``name`` whose memory lives in ``state_dir`` (one file per origin).
 
-    def __init__(self, name: str, key: Ed25519PrivateKey, state_dir: str | Path) -> None:
+    ``trusted`` (key id -> :class:`TrustedKey`, as :func:`load_trusted_keys` returns): the
+    owners' registered keys; then a log is cosigned only when its owner's key is the one
+    registered for that owner, on first contact too (no trust on first use).
+    """
+
+    def __init__(self, name: str, key: Ed25519PrivateKey, state_dir: str | Path,
+                 trusted: Mapping[str, TrustedKey] | None = None) -> None:
         self.name = name
         self.key = key
         self.state_dir = Path(state_dir)
+        self.trusted = trusted
+
+    def _check_registered(self, owner: str, owner_key: Ed25519PublicKey) -> None:
+        if self.trusted is None:
+            return
+        entry = self.trusted.get(key_id(owner_key))
+        if entry is None or entry.owner != owner:
+            owners = sorted({t.owner for t in self.trusted.values()})
+            raise InvalidFieldError("owner_key", key_id(owner_key), f"a key registered for "
+                                    f"{owner!r} (the witness trusts keys of {owners})")
 
     def _file(self, origin: str) -> Path:
         return self.state_dir / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.json"
@@ -93,6 +111,7 @@ class Witness:
             owner_key = pinned
         if owner_key is None:
             raise InvalidFieldError("owner_key", None, f"given on first contact with {cp.origin!r}")
+        self._check_registered(owner, owner_key)
         if not owner_signature_ok(signed, owner, owner_key):
             raise InvalidFieldError("checkpoint", cp.origin, f"signed by the owner {owner!r}")
         if seen is not None:

@@ -106,6 +106,26 @@ def test_a_release_left_out_of_the_ledger_is_refused(tmp_path: Path) -> None:
     assert cosign_answer(witness, reply, must_grow=True).checkpoint.size == 7
 
 
+def test_a_ledger_key_not_registered_is_refused_on_first_contact(tmp_path: Path) -> None:
+    """With ``org-keys-dir`` the aggregator's witness refuses a ledger whose key is not the one
+    registered for its owner, from the first round (no trust on first use)."""
+    world = make_world(tmp_path / "org-a")
+    populate(world)
+    registered = tmp_path / "registered"
+    registered.mkdir()
+    for owner in ("org-b", "provider"):  # org-a's key is not registered
+        name = f"{owner}.pub.pem"
+        (registered / name).write_bytes((world.key_dir / name).read_bytes())
+    witness = aggregator_witness(tmp_path / "out", str(registered))
+    asked = answer(RecordDict({RECORD: ConfigRecord({"action": "checkpoint", "round": 1})}),
+                   "org-a", world.ledger.path.parent)
+    reply = {k: str(v) for k, v in asked.config_records[RECORD].items()}
+    with pytest.raises(InvalidFieldError, match="a key registered for 'org-a'"):
+        cosign_answer(witness, reply)
+    (registered / "org-a.pub.pem").write_bytes((world.key_dir / "org-a.pub.pem").read_bytes())
+    assert _round(world, aggregator_witness(tmp_path / "out", str(registered)), 1)
+
+
 @pytest.mark.slow
 def test_simulation_returns_a_receipt_every_round(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,3 +201,41 @@ def test_an_organization_whose_ledger_is_refused_leaves_the_federation(
     assert "bank" not in third["receipts"]
     assert summary["delivery"]["round"] == 3
     assert sorted(summary["delivery"]["evaluations"]) == ["hospital", "law"]
+
+
+@pytest.mark.slow
+def test_an_organization_with_an_unregistered_key_leaves_the_federation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``org-keys-dir`` holds the hospital's and the law firm's keys only: the bank's ledger is
+    refused at the first round's receipts, and the bank takes no part in round 2."""
+    from flwr.simulation import run_simulation
+
+    import gt_secure.app.server_app as server_app
+    from gt_secure.app.client_app import make_client_app
+    from gt_secure.data.organizations import ORGANIZATIONS
+    from gt_secure.ledger import generate_key, save_keypair
+    from gt_secure.organization.policy import policy_for, write_policy
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("GT_SECURE_STATE_DIR", str(tmp_path / "orgs"))
+    registered = tmp_path / "registered"
+    for org in ORGANIZATIONS:
+        write_policy(policy_for("plain", budget_epsilon=50.0), tmp_path / "orgs" / org /
+                     "policy.toml")
+        if org != "bank":  # the two others registered their ledger keys out of band
+            save_keypair(generate_key(), tmp_path / "orgs" / org, org)
+            (registered / f"{org}.pub.pem").parent.mkdir(exist_ok=True)
+            (registered / f"{org}.pub.pem").write_bytes(
+                (tmp_path / "orgs" / org / f"{org}.pub.pem").read_bytes())
+    run = {"local-steps": 2, "num-texts": 32, "round-timeout": 300.0, "num-rounds": 2,
+           "protocol": "plain", "min-orgs": 2, "output-dir": str(tmp_path / "out"),
+           "org-keys-dir": str(registered)}
+    run_simulation(server_app.make_server_app(run), make_client_app(run), num_supernodes=3,
+                   backend_config={"client_resources": {"num_cpus": 1},
+                                   "init_args": {"num_cpus": 2, "logging_level": "ERROR"}})
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    first, second = summary["rounds"]
+    assert "a key registered for 'bank'" in first["receipts"]["bank"]["refused"]
+    assert first["excluded"] == second["excluded"] == ["bank"]
+    assert sorted(second["accepted"]) == ["hospital", "law"]
+    assert all("refused" not in first["receipts"][org] for org in ("hospital", "law"))
