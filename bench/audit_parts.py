@@ -20,6 +20,9 @@ from typing import Any
 
 from gt_secure.audit.results import AuditResult
 
+GRID_PARTS = Path("runs/audit_power_parts")  # bench/audit_power.py (grid and tightness runs)
+FEDERATION_PARTS = Path("runs/audit_power_federation_parts")  # bench/audit_power_federation.py
+
 
 def cell_dir(parts: Path, cell: str) -> Path:
     """``PARTS/<cell>`` with the cell name reduced to file-safe characters."""
@@ -92,3 +95,29 @@ def run_missing(tasks: list[Task], run: Callable[..., tuple[list[dict[str, Any]]
         futures = {pool.submit(run, *task): task for task in todo}
         for future in as_completed(futures):
             keep(futures[future], future.result())
+
+
+def inventory(parts: Path) -> list[dict[str, Any]]:
+    """Per cell kept under ``parts``: the seeds, mean and total wall seconds, and per result
+    position (an audit) the FAIL verdicts: what every grid row was built from."""
+    out = []
+    for directory in sorted(d for d in parts.iterdir() if d.is_dir()) if parts.is_dir() else []:
+        bodies = [json.loads(p.read_text()) for p in directory.glob("*.json")]
+        seconds = [b["seconds"] for b in bodies]
+        audits = [r["attack"] for r in bodies[0]["results"]] if bodies else []
+        out.append({"cell": directory.name, "seeds": sorted(b["seed"] for b in bodies),
+                    "runs": len(bodies), "seconds_mean": round(sum(seconds) / len(bodies), 2)
+                    if bodies else None, "seconds_total": round(sum(seconds), 1),
+                    "fail": {a: sum(b["results"][i]["verdict"] == "FAIL" for b in bodies)
+                             for i, a in enumerate(audits)}})
+    return out
+
+
+def write_inventory(parts: Path) -> Path:
+    """Update docs/results/audit_parts.json with the inventory of ``parts`` (other directories'
+    entries are kept)."""
+    from bench.docs import RESULTS, write_results
+
+    path = RESULTS / "audit_parts.json"
+    found = json.loads(path.read_text()).get("parts", {}) if path.exists() else {}
+    return write_results("audit_parts", {"parts": found | {str(parts): inventory(parts)}})

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from bench.audit_parts import load_cell, run_missing
+from bench.audit_parts import GRID_PARTS, load_cell, run_missing, write_inventory
 from bench.audit_power_tightness import (
     append_subsampled_tightness,
     append_tightness,
@@ -64,7 +64,6 @@ BUGS: tuple[str, ...] = ("none", *PLANTED_BUGS)
 GROUPS: tuple[str, ...] = ("data_path_canary", "gradient_canary", "black_box")
 BLACK_BOX_ATTACKS: tuple[str, ...] = ("loss", "zlib", "min_k", "reference")
 RUN_COST = {"steps_x2": 2, "steps_x4": 4, "sample_rate_x4": 5}  # ~ relative time of one run
-PARTS = Path("runs/audit_power_parts")
 
 
 def _bug(name: str) -> PlantedBug | None:
@@ -174,7 +173,7 @@ def main() -> None:
     parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS))
     parser.add_argument("--runs", type=int, default=20, help="seeds per bug x audit cell")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
-    parser.add_argument("--parts", type=Path, default=PARTS,
+    parser.add_argument("--parts", type=Path, default=GRID_PARTS,
                         help="each run's results (kept: a rerun skips the runs found here)")
     parser.add_argument("--no-merge", action="store_true",
                         help="only fill the parts; do not write --out")
@@ -204,6 +203,7 @@ def main() -> None:
         return
     rows, power, tightness = grid_rows(args.parts, args.groups, args.runs)
     merge_grid(args.out, rows, power, tightness)
+    write_inventory(args.parts)
     for row in rows:
         print(json.dumps(row))
     print(json.dumps({"power": power, "tightness": tightness}, indent=1))

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from bench.audit_parts import load_cell, run_missing
+from bench.audit_parts import load_cell, run_missing, write_inventory
+from bench.docs import write_results
 from gt_secure.audit.data_path import DATA_PATH_DP_SGD, audit_org_data_path
 from gt_secure.audit.fdp_one_run import fdp_one_run_audit
 from gt_secure.audit.results import AuditResult
@@ -68,25 +69,30 @@ def _data_path_tightness(epsilon: float, runs: int) -> dict[str, Any]:
             "lower_bound": max(r.eps_lb for r in results), "runs": runs}
 
 
+def replace_rows(out: Path, epsilon: float, rows: list[dict[str, Any]]) -> None:
+    """Put ``rows`` into ``out``'s tightness rows, replacing those of the same audit at claim
+    ``epsilon`` (others kept), and write this bench's rows at that claim to
+    docs/results/audit_power_tightness.json."""
+    same = {r["audit"] for r in rows}
+    found = json.loads(out.read_text())
+    found["tightness"] = [t for t in found["tightness"] if not (
+        t["audit"] in same and abs(t["claimed_epsilon"] - epsilon) < 0.1)] + rows
+    out.write_text(json.dumps(found, indent=1) + "\n")
+    write_results("audit_power_tightness", {"claimed_epsilon": epsilon, "tightness": [
+        t for t in found["tightness"] if abs(t["claimed_epsilon"] - epsilon) < 0.1]})
+
+
 def append_tightness(out: Path, epsilon: float, runs: int, data_path: bool = False) -> None:
     """Replace the white-box tightness rows at claim ``epsilon`` by a fresh measurement.
 
     Other rows are kept; ``data_path`` also replaces the data-path row (3 seeds, as before).
     """
-    found = json.loads(out.read_text())
-    gdp = "gradient_canary_gdp"
-    audits = (gdp, "data_path_canary") if data_path else (gdp,)
-    kept = [t for t in found["tightness"] if not (t["audit"].startswith(audits)
-                                                   and abs(t["claimed_epsilon"] - epsilon) < 0.1)]
-    if data_path:
-        kept.append(_data_path_tightness(epsilon, 3))
+    rows = [_data_path_tightness(epsilon, 3)] if data_path else []
     accountants: tuple[AccountantName, ...] = ("rdp", "prv")
     for accountant in accountants:
-        row = _white_box_tightness(epsilon, accountant, runs)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        kept.append(row)
-    found["tightness"] = kept
-    out.write_text(json.dumps(found, indent=1) + "\n")
+        rows.append(_white_box_tightness(epsilon, accountant, runs))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    replace_rows(out, epsilon, rows)
 
 
 def subsampled_run(epsilon: float, accountant: AccountantName, seed: int, n_canaries: int,
@@ -147,10 +153,8 @@ def append_subsampled_tightness(out: Path, epsilon: float, runs: int,
                 lambda t: (_subsampled_cell(t[0], t[1], t[3], t[4]), t[2]), parts, jobs)
     if not merge:
         return
-    for accountant in accountants:
-        row = _subsampled_tightness(epsilon, accountant, runs, n_canaries, parts)
+    rows = [_subsampled_tightness(epsilon, a, runs, n_canaries, parts) for a in accountants]
+    for row in rows:
         print(json.dumps(row), file=sys.stderr, flush=True)
-        found = json.loads(out.read_text())
-        found["tightness"] = [t for t in found["tightness"] if not (
-            t["audit"] == row["audit"] and abs(t["claimed_epsilon"] - epsilon) < 0.1)] + [row]
-        out.write_text(json.dumps(found, indent=1) + "\n")
+    replace_rows(out, epsilon, rows)
+    write_inventory(parts)
