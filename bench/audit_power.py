@@ -158,7 +158,7 @@ def merge_grid(out: Path, rows: list[dict[str, Any]], power: list[dict[str, Any]
     """Replace the audits measured here in ``out``; keep the others (the federation rows of
     bench/audit_power_federation.py, the tightness rows of --tightness-epsilon)."""
     found = json.loads(out.read_text()) if out.exists() else {}
-    audits = {r["audit"] for r in rows} | {"loss"}  # "loss" was the black-box group's old name
+    audits = {r["audit"] for r in rows}
     merged = {key: [r for r in found.get(key, []) if r["audit"] not in audits] + new
               for key, new in (("rows", rows), ("power", power))}
     claims = {(t["audit"], t["claimed_epsilon"]) for t in tightness}

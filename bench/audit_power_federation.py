@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.audit_parts import has_part, load_cell, save_part
+from bench.audit_parts import (
+    FEDERATION_PARTS,
+    has_part,
+    load_cell,
+    save_part,
+    write_inventory,
+)
 from bench.audit_power_tightness import tpr_at_0_1
 from bench.docs import RESULTS, write_results
 from gt_secure.audit.federation import (
@@ -51,7 +57,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "text": {"n_canaries": 64, "local_steps": 64, "num_texts": 16, "canaries": "text"},
 }
 SAMPLE_RATE_X4_TEXTS = 64  # ceil(64 / 16) = 4 batches: q = 1/4 recorded, 1 run
-PARTS = Path("runs/audit_power_federation_parts")
 DEFAULT_RUNS = ["none=20", "noise_off=20", "clipping_off=20", "steps_x2=20", "steps_x4=20",
                 "sample_rate_x4=20", "noise_off@all=5", "noise_off+translator_copy=3",
                 "none+translator_copy=2"]
@@ -131,6 +136,50 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+Cell = tuple[str, str, dict[str, Any], int]  # (part cell, row name, config fields, runs)
+
+
+def fill_parts(parts: Path, cells: list[Cell], reverse: bool = False) -> None:
+    """Run every (cell, seed) whose part is missing, seed-major (cells grow together);
+    ``reverse``: last seed first, for a second process filling the same cells."""
+    seeds = range(max(runs for *_, runs in cells))
+    for seed in reversed(seeds) if reverse else seeds:
+        for cell, name, fields, runs in cells:
+            if seed >= runs or has_part(parts, cell, seed):
+                continue
+            start = time.perf_counter()
+            got = run_federation_audit(FederationAuditConfig(**fields, seed=seed)).results
+            save_part(parts, cell, seed, got, time.perf_counter() - start)
+            for r in got:
+                print(json.dumps({"bug": name, "seed": seed, "audit": r.attack,
+                                  "auc": round(r.metrics.auc, 3), "eps_lb": r.eps_lb,
+                                  "verdict": r.verdict}), file=sys.stderr, flush=True)
+
+
+def cell_rows(parts: Path, cells: list[Cell], canaries: str, n: int
+              ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], AuditResult]]:
+    """One row per cell x artifact from the parts, and each (cell, artifact)'s seed-0 result."""
+    rows: list[dict[str, Any]] = []
+    firsts: dict[tuple[str, str], AuditResult] = {}
+    for cell, name, _, runs in cells:
+        done = load_cell(parts, cell, runs)
+        seconds = sum(run["seconds"] for run in done) / runs
+        results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
+        for run in done:
+            for r in run["results"]:
+                results[r.attack].append(r)
+                firsts.setdefault((name, r.attack), r)
+        for audit, got in results.items():
+            rows.append({"bug": name, "audit": audit, "runs": runs,
+                         "detected_runs": sum(r.verdict == "FAIL" for r in got),
+                         "seconds": round(seconds, 1), "canaries": canaries, "n_canaries": n,
+                         "eps_lb": [round(r.eps_lb, 3) for r in got],
+                         "auc": [round(r.metrics.auc, 3) for r in got],
+                         "shift": [round(shift(r), 3) for r in got],
+                         "claimed_epsilon": round(got[0].claimed_epsilon, 4)})
+    return rows, firsts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
@@ -143,7 +192,7 @@ def main() -> None:
     parser.add_argument("--n-canaries", type=int, default=0,
                         help="canaries per run (0: the setting's); another count names its "
                         "cells 'BUG (N canaries)' and leaves the power entries alone")
-    parser.add_argument("--parts", type=Path, default=PARTS,
+    parser.add_argument("--parts", type=Path, default=FEDERATION_PARTS,
                         help="each run's results (kept: a rerun skips the runs found here)")
     parser.add_argument("--no-merge", action="store_true",
                         help="only fill the parts (several processes at once); do not write "
@@ -159,47 +208,14 @@ def main() -> None:
     settings = SETTINGS[args.canaries]
     n = args.n_canaries or settings["n_canaries"]
     suffix = "" if n == settings["n_canaries"] else f" ({n} canaries)"
-    rows: list[dict[str, Any]] = []
-    firsts: dict[tuple[str, str], AuditResult] = {}
-    power: list[dict[str, Any]] = []
-    cells = [(name + suffix, fields, runs) for name, fields, runs in map(parse_cell, args.runs)]
-    seeds = range(max(runs for _, _, runs in cells))
-    for seed in reversed(seeds) if args.reverse else seeds:  # seed-major: cells grow together
-        for name, fields, runs in cells:
-            cell = f"{args.canaries}-{n}-{name}"
-            if seed >= runs or has_part(args.parts, cell, seed):
-                continue
-            cfg = FederationAuditConfig(**{**settings, "n_canaries": n, **fields}, seed=seed)
-            start = time.perf_counter()
-            got = run_federation_audit(cfg).results
-            save_part(args.parts, cell, seed, got, time.perf_counter() - start)
-            for r in got:
-                print(json.dumps({"bug": name, "seed": seed, "audit": r.attack,
-                                  "auc": round(r.metrics.auc, 3), "eps_lb": r.eps_lb,
-                                  "verdict": r.verdict}), file=sys.stderr, flush=True)
-    for name, _, runs in cells:
-        cell = f"{args.canaries}-{n}-{name}"
-        if args.no_merge:
-            break
-        done = load_cell(args.parts, cell, runs)
-        seconds = sum(run["seconds"] for run in done) / runs
-        results: dict[str, list[AuditResult]] = {a: [] for a in ARTIFACTS}
-        for run in done:
-            for r in run["results"]:
-                results[r.attack].append(r)
-                firsts.setdefault((name, r.attack), r)
-        for audit, got in results.items():
-            rows.append({"bug": name, "audit": audit, "runs": runs,
-                         "detected_runs": sum(r.verdict == "FAIL" for r in got),
-                         "seconds": round(seconds, 1), "canaries": args.canaries,
-                         "n_canaries": n,
-                         "eps_lb": [round(r.eps_lb, 3) for r in got],
-                         "auc": [round(r.metrics.auc, 3) for r in got],
-                         "shift": [round(shift(r), 3) for r in got],
-                         "claimed_epsilon": round(got[0].claimed_epsilon, 4)})
-        if not suffix:
-            power = power_entries(firsts, n)
-        merge(args.out, settings, rows, power)  # after every cell: a long grid keeps its rows
+    cells = [(f"{args.canaries}-{n}-{name}{suffix}", name + suffix, {**settings, "n_canaries": n,
+                                                                      **fields}, runs)
+             for name, fields, runs in map(parse_cell, args.runs)]
+    fill_parts(args.parts, cells, args.reverse)
+    if args.no_merge:
+        return
+    rows, firsts = cell_rows(args.parts, cells, args.canaries, n)
+    power = [] if suffix else power_entries(firsts, n)
     if args.canaries == "text" and args.control_steps:
         first = next(iter(firsts.values()))
         start = time.perf_counter()
@@ -211,7 +227,8 @@ def main() -> None:
             entry[f"positive_control_nonprivate_{args.control_steps}_steps"] = {
                 "eps_lb": c.eps_lb, "auc": c.metrics.auc, "verdict": c.verdict,
                 "seconds": round(seconds, 1), **tpr_at_0_1(c)}
-        merge(args.out, settings, rows, power)
+    merge(args.out, settings, rows, power)
+    write_inventory(args.parts)
     for row in rows:
         print(json.dumps(row))
     print(table(rows))

@@ -53,10 +53,11 @@ def aggregator_witness(out_dir: Path, org_keys_dir: str = "") -> Witness:
 
     trusted = None
     if org_keys_dir:
-        if not Path(org_keys_dir).expanduser().is_dir():
+        keys = Path(org_keys_dir).expanduser()
+        if not keys.is_dir():
             raise InvalidFieldError("org_keys_dir", org_keys_dir,
                                     "an existing directory of <org>.pub.pem ledger keys")
-        trusted = load_trusted_keys([Path(org_keys_dir).expanduser()])
+        trusted = load_trusted_keys([keys])
     directory = out_dir / "witness"
     key_path = directory / f"{WITNESS_NAME}.key.pem"
     if not key_path.exists():
